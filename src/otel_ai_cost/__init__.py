@@ -1,0 +1,29 @@
+"""otel-ai-cost: every AI API call as an exactly priced, attributed OpenTelemetry GenAI span plus cost metrics.
+
+    import otel_ai_cost
+
+    otel_ai_cost.instrument()
+    with otel_ai_cost.ai_usage_context(operation_type="batch_processing", job_id="job-42", team="search"):
+        client.chat.completions.create(...)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "ai_usage_context", "instrument", "uninstrument"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that importing a submodule (the contract, the CLI) does not load the instrumentation.
+    if name == "ai_usage_context":
+        from otel_ai_cost.attribution import ai_usage_context
+
+        return ai_usage_context
+    if name in ("instrument", "uninstrument"):
+        from otel_ai_cost import instrument_api
+
+        return getattr(instrument_api, name)
+    raise AttributeError(f"module 'otel_ai_cost' has no attribute {name!r}")

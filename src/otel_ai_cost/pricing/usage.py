@@ -1,0 +1,40 @@
+"""What a call consumed, in the shape the semantic conventions use, and the pricing classes derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token and request usage of one call, as the provider reported it.
+
+    Totals follow the GenAI semantic conventions: `input_tokens` includes cache reads and cache writes,
+    `output_tokens` includes reasoning tokens. The pricing classes (`uncached_input_tokens`,
+    `plain_output_tokens`, ...) are derived, so nothing is counted twice.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_write_5m_input_tokens: int = 0
+    cache_write_1h_input_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    web_search_requests: int = 0
+
+    @property
+    def cache_creation_input_tokens(self) -> int:
+        return self.cache_write_5m_input_tokens + self.cache_write_1h_input_tokens
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input billed at the plain input rate."""
+        return max(0, self.input_tokens - self.cache_read_input_tokens - self.cache_creation_input_tokens)
+
+    @property
+    def plain_output_tokens(self) -> int:
+        """Output other than reasoning."""
+        return max(0, self.output_tokens - self.reasoning_output_tokens)
+
+
+EMPTY_USAGE = Usage()

@@ -1,0 +1,171 @@
+"""Cost, token, request and duration metrics, recorded off the hot path.
+
+One SDK `add`/`record` costs about 10 us, and a call produces up to a dozen points. So the instrumented call only
+appends one tuple to a queue; the queue is drained when a metric reader collects (inside the callback of the
+`ai_cost.instrumentation.errors` observable counter, which every collection runs before it reads the
+synchronous instruments' storage). Counter points are summed per series before they reach the SDK, in Decimal for
+money. Exemplars keep working: each point is recorded with the context of a span of that series.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation, get_meter
+from opentelemetry.trace import NonRecordingSpan, SpanContext
+
+from otel_ai_cost import __version__
+from otel_ai_cost.contract import (
+    ERROR_TYPE,
+    INSTRUMENTATION_ERRORS,
+    INSTRUMENTATION_SCOPE,
+    OPERATION_DURATION,
+    OUTCOME_LABEL,
+    REQUESTS,
+    SCHEMA_URL,
+    SPEND,
+    TOKEN_USAGE,
+    TOKENS,
+    Cost,
+    GenAI,
+)
+from otel_ai_cost.telemetry.errors import internal_error_counts, report_internal_error
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CallPoint:
+    """Everything the metrics need from one finished call."""
+
+    labels: Labels  # the bounded, allow-listed labels shared by every ai_cost.* metric
+    semconv_labels: Labels  # operation, provider, request model (the semconv histograms' base set)
+    span_context: SpanContext
+    duration_s: float
+    error_type: str | None
+    outcome: str
+    pricing_status: str
+    amount: Decimal | None
+    tokens: tuple[tuple[str, int], ...]  # (pricing class, count), non-zero only
+    input_tokens: int | None  # semconv totals, None when the provider reported no usage
+    output_tokens: int | None
+
+
+class CostMetrics:
+    """The metric instruments of one meter provider, fed from a queue of finished calls."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._queue: deque[CallPoint] = deque()
+        self._drain_lock = threading.Lock()
+        self.token_usage = meter.create_histogram(
+            TOKEN_USAGE.name,
+            unit=TOKEN_USAGE.unit,
+            description=TOKEN_USAGE.description,
+            explicit_bucket_boundaries_advisory=list(TOKEN_USAGE.buckets or ()),
+        )
+        self.duration = meter.create_histogram(
+            OPERATION_DURATION.name,
+            unit=OPERATION_DURATION.unit,
+            description=OPERATION_DURATION.description,
+            explicit_bucket_boundaries_advisory=list(OPERATION_DURATION.buckets or ()),
+        )
+        self.spend = meter.create_counter(SPEND.name, unit=SPEND.unit, description=SPEND.description)
+        self.tokens = meter.create_counter(TOKENS.name, unit=TOKENS.unit, description=TOKENS.description)
+        self.requests = meter.create_counter(REQUESTS.name, unit=REQUESTS.unit, description=REQUESTS.description)
+        meter.create_observable_counter(
+            INSTRUMENTATION_ERRORS.name,
+            callbacks=[self._collect],
+            unit=INSTRUMENTATION_ERRORS.unit,
+            description=INSTRUMENTATION_ERRORS.description,
+        )
+
+    def record(self, point: CallPoint) -> None:
+        """Hot path: one deque append (atomic, no lock)."""
+        self._queue.append(point)
+
+    def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
+        try:
+            self.drain()
+        except Exception as exc:
+            report_internal_error("metrics.drain", exc)
+        return [Observation(n, {"ai_cost.component": c}) for c, n in internal_error_counts().items()]
+
+    def drain(self) -> None:
+        """Move queued calls into the SDK instruments; runs at collection time."""
+        with self._drain_lock:
+            points: list[CallPoint] = []
+            while self._queue:
+                points.append(self._queue.popleft())
+            if points:
+                self._record_points(points)
+
+    def _record_points(self, points: Sequence[CallPoint]) -> None:
+        spend: dict[Labels, tuple[Decimal, Context]] = {}
+        tokens: dict[Labels, tuple[int, Context]] = {}
+        requests: dict[Labels, tuple[int, Context]] = {}
+        for p in points:
+            ctx = trace.set_span_in_context(NonRecordingSpan(p.span_context))
+            semconv = dict(p.semconv_labels)
+            # Histograms take one observation per call.
+            duration_attrs = semconv if p.error_type is None else {**semconv, ERROR_TYPE: p.error_type}
+            self.duration.record(p.duration_s, duration_attrs, context=ctx)
+            if p.input_tokens is not None:
+                self.token_usage.record(p.input_tokens, {**semconv, GenAI.TOKEN_TYPE: "input"}, context=ctx)
+            if p.output_tokens is not None:
+                self.token_usage.record(p.output_tokens, {**semconv, GenAI.TOKEN_TYPE: "output"}, context=ctx)
+            # Counters are summed per series first; the last call's span becomes the exemplar.
+            if p.amount is not None:
+                total, _ = spend.get(p.labels, (Decimal(0), ctx))
+                spend[p.labels] = (total + p.amount, ctx)
+            for token_type, count in p.tokens:
+                key = (*p.labels, (GenAI.TOKEN_TYPE, token_type))
+                total_tokens, _ = tokens.get(key, (0, ctx))
+                tokens[key] = (total_tokens + count, ctx)
+            key = (*p.labels, (OUTCOME_LABEL, p.outcome), (Cost.PRICING_STATUS, p.pricing_status))
+            count_requests, _ = requests.get(key, (0, ctx))
+            requests[key] = (count_requests + 1, ctx)
+        for labels, (amount, ctx) in spend.items():
+            # Prometheus stores float64; the exact figure is on the span and in the ledger.
+            self.spend.add(float(amount), dict(labels), context=ctx)
+        for labels, (count, ctx) in tokens.items():
+            self.tokens.add(count, dict(labels), context=ctx)
+        for labels, (count, ctx) in requests.items():
+            self.requests.add(count, dict(labels), context=ctx)
+
+
+_by_provider: weakref.WeakKeyDictionary[object, CostMetrics] = weakref.WeakKeyDictionary()
+_global_metrics: CostMetrics | None = None
+_lock = threading.Lock()
+
+
+def metrics_for(meter_provider: MeterProvider | None) -> CostMetrics:
+    """The one `CostMetrics` of a meter provider (both instrumentors share it, so the queue is drained once)."""
+    global _global_metrics
+    with _lock:
+        if meter_provider is None:
+            if _global_metrics is None:
+                _global_metrics = CostMetrics(_meter(None))
+            return _global_metrics
+        existing = _by_provider.get(meter_provider)
+        if existing is None:
+            existing = _by_provider[meter_provider] = CostMetrics(_meter(meter_provider))
+        return existing
+
+
+def _meter(meter_provider: MeterProvider | None) -> Meter:
+    return get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider, schema_url=SCHEMA_URL)
+
+
+def drain_all() -> None:
+    """Flush queued points into the SDK (used before a provider's final collection at exit)."""
+    with _lock:
+        everything = [*_by_provider.values(), *([_global_metrics] if _global_metrics else [])]
+    for metrics in everything:
+        metrics.drain()

@@ -1,0 +1,372 @@
+"""One GenAI span per logical call, priced and attributed, plus its metric point.
+
+`Recorder` holds what every call needs (tracer, metrics queue, price catalog, static attributes); `Call` is one
+call in flight. The instrumentation only extracts facts from the SDK's objects and hands them here, so the
+semantics (what is charged, what is counted, what goes on the span) live in one place for every SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+
+from otel_ai_cost import __version__
+from otel_ai_cost.attribution import current_attributes, detect_resource_attributes, metric_label_allowlist
+from otel_ai_cost.contract import (
+    CURRENCY,
+    ERROR_TYPE,
+    ERROR_TYPE_OTHER,
+    INSTRUMENTATION_SCOPE,
+    SCHEMA_URL,
+    Cost,
+    CostSource,
+    Env,
+    GenAI,
+    Outcome,
+    PricingStatus,
+    Resource,
+    Server,
+    TokenType,
+)
+from otel_ai_cost.pricing.catalog import PriceCatalog, default_catalog
+from otel_ai_cost.pricing.usage import Usage
+from otel_ai_cost.telemetry.errors import report_internal_error
+from otel_ai_cost.telemetry.metrics import CallPoint, CostMetrics, Labels, metrics_for
+
+AttributeValue = str | bool | int | float | Sequence[str]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"true", "1", "yes", "span_only", "span_and_event"}
+
+
+class Recorder:
+    """What the calls of one instrumentor share. Built once, at `instrument()`."""
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        catalog: PriceCatalog | None = None,
+    ) -> None:
+        self.tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, tracer_provider, schema_url=SCHEMA_URL)
+        self.metrics: CostMetrics = metrics_for(meter_provider)
+        self._catalog = catalog
+        self.capture_content = _truthy(os.environ.get(Env.CAPTURE_MESSAGE_CONTENT))
+        self.label_names = metric_label_allowlist(os.environ)
+        detected = detect_resource_attributes(os.environ)
+        self.environment = _resource_attribute(tracer_provider, Resource.DEPLOYMENT_ENVIRONMENT_NAME) or detected.get(
+            Resource.DEPLOYMENT_ENVIRONMENT_NAME, "development"
+        )
+        # When the SDK resource lacks what our detector finds (the detector is not enabled), the attributes go on
+        # our spans instead, so a CI run's spend is attributable either way.
+        self.span_fallback_attributes: dict[str, AttributeValue] = {
+            k: v for k, v in detected.items() if _resource_attribute(tracer_provider, k) is None
+        }
+
+    @property
+    def catalog(self) -> PriceCatalog:
+        if self._catalog is None:
+            self._catalog = default_catalog()
+        return self._catalog
+
+    def start(
+        self,
+        *,
+        provider: str,
+        operation: str,
+        request_model: str | None,
+        server_address: str | None,
+        server_port: int | None,
+        stream: bool,
+        request_attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> Call:
+        return Call(self, provider, operation, request_model, server_address, server_port, stream, request_attributes)
+
+
+def _resource_attribute(tracer_provider: TracerProvider | None, key: str) -> Any:
+    provider = tracer_provider or trace.get_tracer_provider()
+    resource = getattr(provider, "resource", None)
+    attributes = getattr(resource, "attributes", None) or {}
+    return attributes.get(key)
+
+
+class Call:
+    """One logical API call (all its retries, and the reading of its stream)."""
+
+    __slots__ = (
+        "_ended",
+        "_labels",
+        "_recorder",
+        "_start_perf",
+        "_started_at",
+        "first_chunk_at",
+        "operation",
+        "provider",
+        "request_model",
+        "route_state",
+        "span",
+    )
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        provider: str,
+        operation: str,
+        request_model: str | None,
+        server_address: str | None,
+        server_port: int | None,
+        stream: bool,
+        request_attributes: Mapping[str, AttributeValue] | None,
+    ) -> None:
+        self._recorder = recorder
+        self.provider = provider
+        self.operation = operation
+        self.request_model = request_model
+        self._ended = False
+        self.route_state: object = None  # whatever the SDK route needs to remember between start and finish
+        self.first_chunk_at: float | None = None
+        self._started_at = time.time_ns()
+        self._start_perf = time.perf_counter()
+        attributes: dict[str, AttributeValue] = {
+            GenAI.OPERATION_NAME: operation,
+            GenAI.PROVIDER_NAME: provider,
+            **recorder.span_fallback_attributes,
+        }
+        if request_model:
+            attributes[GenAI.REQUEST_MODEL] = request_model
+        if server_address:
+            attributes[Server.ADDRESS] = server_address
+            if server_port:
+                attributes[Server.PORT] = server_port
+        if stream:
+            attributes[GenAI.REQUEST_STREAM] = True
+        if request_attributes:
+            attributes.update(request_attributes)
+        attribution = current_attributes()
+        if attribution:
+            attributes.update(attribution)
+        self._labels = self._metric_labels(attribution)
+        name = f"{operation} {request_model}" if request_model else operation
+        self.span: Span = recorder.tracer.start_span(
+            name, kind=SpanKind.CLIENT, attributes=attributes, start_time=self._started_at
+        )
+
+    def _metric_labels(self, attribution: Mapping[str, AttributeValue]) -> Labels:
+        known = {
+            GenAI.PROVIDER_NAME: self.provider,
+            GenAI.REQUEST_MODEL: self.request_model or "",
+            GenAI.OPERATION_NAME: self.operation,
+            Resource.DEPLOYMENT_ENVIRONMENT_NAME: self._recorder.environment,
+        }
+        labels = []
+        for name in self._recorder.label_names:
+            value = known.get(name)
+            if value is None:
+                value = attribution.get(name, "")
+            labels.append((name, str(value)))
+        return tuple(labels)
+
+    @property
+    def context(self) -> Context:
+        """The context in which the SDK call runs, so spans it makes (the anthropic SDK's own) nest under ours."""
+        return trace.set_span_in_context(self.span)
+
+    def chunk_received(self) -> None:
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.perf_counter()
+
+    def capture_input(self, messages: object) -> None:
+        if self._recorder.capture_content and messages is not None:
+            self.span.set_attribute(GenAI.INPUT_MESSAGES, _to_json(messages))
+
+    def capture_output(self, output: object) -> None:
+        if self._recorder.capture_content and output is not None:
+            self.span.set_attribute(GenAI.OUTPUT_MESSAGES, _to_json(output))
+
+    def finish(
+        self,
+        usage: Usage | None,
+        *,
+        response_model: str | None = None,
+        response_id: str | None = None,
+        finish_reasons: Sequence[str] | None = None,
+        service_tier: str | None = None,
+        provider_cost: Decimal | None = None,
+        error: BaseException | None = None,
+        error_type: str | None = None,
+        partial: bool = False,
+        extra_attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> None:
+        """Price the call, complete and end its span, and queue its metric point. Idempotent; never raises."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self._finish(
+                usage,
+                response_model,
+                response_id,
+                finish_reasons,
+                service_tier,
+                provider_cost,
+                error,
+                error_type,
+                partial,
+                extra_attributes,
+            )
+        except Exception as exc:
+            report_internal_error("recorder.finish", exc)
+            try:
+                self.span.end()
+            except Exception:
+                pass
+
+    def _finish(
+        self,
+        usage: Usage | None,
+        response_model: str | None,
+        response_id: str | None,
+        finish_reasons: Sequence[str] | None,
+        service_tier: str | None,
+        provider_cost: Decimal | None,
+        error: BaseException | None,
+        error_type: str | None,
+        partial: bool,
+        extra_attributes: Mapping[str, AttributeValue] | None,
+    ) -> None:
+        duration = time.perf_counter() - self._start_perf
+        span = self.span
+        attributes: dict[str, AttributeValue] = {}
+        if response_model:
+            attributes[GenAI.RESPONSE_MODEL] = response_model
+        if response_id:
+            attributes[GenAI.RESPONSE_ID] = response_id
+        if finish_reasons:
+            attributes[GenAI.RESPONSE_FINISH_REASONS] = list(finish_reasons)
+        if self.first_chunk_at is not None:
+            attributes[GenAI.RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - self._start_perf
+        if extra_attributes:
+            attributes.update(extra_attributes)
+
+        amount: Decimal | None = None
+        if usage is None:
+            status = PricingStatus.NO_USAGE.value
+        else:
+            attributes[GenAI.USAGE_INPUT_TOKENS] = usage.input_tokens
+            attributes[GenAI.USAGE_OUTPUT_TOKENS] = usage.output_tokens
+            if usage.cache_read_input_tokens:
+                attributes[GenAI.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_input_tokens
+            if usage.cache_creation_input_tokens:
+                attributes[GenAI.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation_input_tokens
+                attributes[Cost.USAGE_CACHE_CREATION_5M_INPUT_TOKENS] = usage.cache_write_5m_input_tokens
+                attributes[Cost.USAGE_CACHE_CREATION_1H_INPUT_TOKENS] = usage.cache_write_1h_input_tokens
+            if usage.reasoning_output_tokens:
+                attributes[GenAI.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
+            if usage.web_search_requests:
+                attributes[Cost.USAGE_WEB_SEARCH_REQUESTS] = usage.web_search_requests
+            quote = self._recorder.catalog.quote(
+                self.provider,
+                response_model or self.request_model or "",
+                usage,
+                at=datetime.fromtimestamp(self._started_at / 1e9, tz=timezone.utc),
+                service_tier=service_tier,
+            )
+            if quote.status is PricingStatus.UNPRICED and response_model and self.request_model:
+                # A dated response id may be newer than the catalog; the alias the caller asked for may be known.
+                quote = self._recorder.catalog.quote(
+                    self.provider,
+                    self.request_model,
+                    usage,
+                    at=datetime.fromtimestamp(self._started_at / 1e9, tz=timezone.utc),
+                    service_tier=service_tier,
+                )
+            status = quote.status.value
+            attributes[Cost.PRICING_VERSION] = quote.version
+            attributes[Cost.PRICING_TIER] = quote.tier
+            amount = quote.amount
+            source = CostSource.LOCAL.value
+            if provider_cost is not None:
+                amount, source = provider_cost, CostSource.PROVIDER.value
+                status = PricingStatus.PRICED.value
+            if amount is not None:
+                attributes[Cost.AMOUNT] = str(amount)
+                attributes[Cost.CURRENCY] = CURRENCY
+                attributes[Cost.SOURCE] = source
+        attributes[Cost.PRICING_STATUS] = status
+        if partial:
+            attributes[Cost.USAGE_PARTIAL] = True
+
+        if error is not None or error_type is not None:
+            error_type = error_type or _error_type(error)
+            attributes[ERROR_TYPE] = error_type
+            span.set_status(Status(StatusCode.ERROR, _error_message(error)))
+            outcome = Outcome.ERROR.value
+        else:
+            outcome = Outcome.PARTIAL.value if partial else Outcome.SUCCESS.value
+        span.set_attributes(attributes)
+        span.end()
+
+        self._recorder.metrics.record(
+            CallPoint(
+                labels=self._labels,
+                semconv_labels=(
+                    (GenAI.OPERATION_NAME, self.operation),
+                    (GenAI.PROVIDER_NAME, self.provider),
+                    (GenAI.REQUEST_MODEL, self.request_model or ""),
+                ),
+                span_context=span.get_span_context(),
+                duration_s=duration,
+                error_type=error_type,
+                outcome=outcome,
+                pricing_status=status,
+                amount=amount,
+                tokens=_token_classes(usage),
+                input_tokens=usage.input_tokens if usage else None,
+                output_tokens=usage.output_tokens if usage else None,
+            )
+        )
+
+
+def _token_classes(usage: Usage | None) -> tuple[tuple[str, int], ...]:
+    if usage is None:
+        return ()
+    classes = (
+        (TokenType.INPUT.value, usage.uncached_input_tokens),
+        (TokenType.CACHE_READ.value, usage.cache_read_input_tokens),
+        (TokenType.CACHE_WRITE_5M.value, usage.cache_write_5m_input_tokens),
+        (TokenType.CACHE_WRITE_1H.value, usage.cache_write_1h_input_tokens),
+        (TokenType.OUTPUT.value, usage.plain_output_tokens),
+        (TokenType.REASONING.value, usage.reasoning_output_tokens),
+    )
+    return tuple(c for c in classes if c[1])
+
+
+def _error_type(error: BaseException | None) -> str:
+    if error is None:
+        return ERROR_TYPE_OTHER
+    return type(error).__qualname__
+
+
+def _error_message(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    # Status descriptions reach the backend: keep them short, and never echo a request (it may hold a key).
+    return type(error).__name__
+
+
+def _to_json(value: object) -> str:
+    try:
+        return json.dumps(value, default=lambda o: getattr(o, "model_dump", lambda: str(o))())
+    except Exception:
+        return str(value)

@@ -1,0 +1,82 @@
+"""Shared fixtures: real SDK providers with in-memory exporters, and the provider stand-in server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otel_ai_cost
+from otel_ai_cost.contract import INSTRUMENTATION_SCOPE
+from otel_ai_cost.stand_in import StandInServer
+from otel_ai_cost.telemetry.errors import reset_internal_errors
+
+
+@dataclass
+class Telemetry:
+    spans_exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def spans(self) -> list[ReadableSpan]:
+        """Our GenAI spans (not the anthropic SDK's own), in end order."""
+        return [
+            s
+            for s in self.spans_exporter.get_finished_spans()
+            if s.instrumentation_scope is not None and s.instrumentation_scope.name == INSTRUMENTATION_SCOPE
+        ]
+
+    def span(self) -> ReadableSpan:
+        spans = self.spans()
+        assert len(spans) == 1, [s.name for s in spans]
+        return spans[0]
+
+    def metrics(self) -> MetricsData:
+        return self.reader.get_metrics_data()
+
+    def points(self, name: str) -> list:
+        data = self.metrics()
+        found = []
+        for rm in data.resource_metrics if data else ():
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name == name:
+                        found.extend(metric.data.data_points)
+        return found
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "tests"}))
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": "tests"}))
+    reset_internal_errors()
+    otel_ai_cost.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        yield Telemetry(exporter, reader, tracer_provider, meter_provider)
+    finally:
+        otel_ai_cost.uninstrument()
+        meter_provider.shutdown()
+        tracer_provider.shutdown()
+
+
+@pytest.fixture(scope="session")
+def _stand_in_server() -> Iterator[StandInServer]:
+    with StandInServer() as server:
+        yield server
+
+
+@pytest.fixture
+def stand_in(_stand_in_server: StandInServer) -> StandInServer:
+    _stand_in_server.reset()
+    return _stand_in_server

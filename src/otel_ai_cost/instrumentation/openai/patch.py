@@ -116,7 +116,9 @@ class ResponsesRoute:
         return ResponsesStreamObserver(call)
 
 
-def _finish_response(call: Call, response: Any, *, error: BaseException | None, partial: bool) -> None:
+def _finish_response(
+    call: Call, response: Any, *, error: BaseException | None, partial: bool, error_type: str | None = None
+) -> None:
     output = getattr(response, "output", None)
     call.capture_output(getattr(response, "output_text", None) if output is not None else None)
     tier = extract.service_tier(response)
@@ -127,6 +129,7 @@ def _finish_response(call: Call, response: Any, *, error: BaseException | None, 
         finish_reasons=extract.responses_finish_reasons(response),
         service_tier=tier,
         error=error,
+        error_type=error_type,
         partial=partial,
         extra_attributes={GenAI.OPENAI_RESPONSE_SERVICE_TIER: tier} if tier else None,
     )
@@ -135,27 +138,31 @@ def _finish_response(call: Call, response: Any, *, error: BaseException | None, 
 class ResponsesStreamObserver:
     """Usage arrives in the terminal event (`response.completed`, `.incomplete` or `.failed`)."""
 
-    __slots__ = ("call", "last_response")
-
-    _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+    __slots__ = ("call", "error_type", "last_response")
 
     def __init__(self, call: Call) -> None:
         self.call = call
         self.last_response: Any = None
+        self.error_type: str | None = None
 
     def on_item(self, event: Any) -> bool:
         self.call.chunk_received()
         response = getattr(event, "response", None)
         if response is not None:
             self.last_response = response
+        elif getattr(event, "type", None) == "error":
+            # The SDK hands an `error` event to the caller instead of raising; the call still failed.
+            self.error_type = getattr(event, "code", None) or "error"
         return True
 
     def on_end(self, completed: bool, error: BaseException | None) -> None:
-        if self.last_response is None:
-            self.call.finish(None, error=error, partial=not completed and error is None)
-            return
-        terminal = getattr(self.last_response, "status", None) in {"completed", "incomplete", "failed"}
-        _finish_response(self.call, self.last_response, error=error, partial=not (completed and terminal))
+        response = self.last_response
+        terminal = getattr(response, "status", None) in {"completed", "incomplete", "failed"}
+        partial = not (completed and terminal) and error is None and self.error_type is None
+        if response is None:
+            self.call.finish(None, error=error, error_type=self.error_type, partial=partial)
+        else:
+            _finish_response(self.call, response, error=error, error_type=self.error_type, partial=partial)
 
 
 class EmbeddingsRoute:

@@ -180,7 +180,9 @@ def test_raw_response_is_recorded_when_parsed(client, stand_in, telemetry):
 def test_async_chat_and_async_stream(stand_in, telemetry):
     async def run() -> list:
         async with openai.AsyncOpenAI(base_url=stand_in.openai_base_url, api_key="sk-x", max_retries=0) as c:
-            stand_in.push(Scenario(prompt_tokens=10, completion_tokens=5), Scenario(prompt_tokens=20, completion_tokens=6))
+            stand_in.push(
+                Scenario(prompt_tokens=10, completion_tokens=5), Scenario(prompt_tokens=20, completion_tokens=6)
+            )
             await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
             stream = await c.chat.completions.create(model="gpt-4o-mini", messages=MSGS, stream=True)
             return [chunk async for chunk in stream]

@@ -16,7 +16,18 @@ from otel_ai_cost.stand_in import Scenario
 from .otlp_receiver import OtlpReceiver, attributes
 
 APP = Path(__file__).with_name("app.py")
-CI_VARIABLES = ("CI", "GITHUB_", "GITLAB_", "CI_", "CIRCLE", "BUILDKITE", "JENKINS_URL", "BUILD_ID", "OTEL_", "ENVIRONMENT")
+CI_VARIABLES = (
+    "CI",
+    "GITHUB_",
+    "GITLAB_",
+    "CI_",
+    "CIRCLE",
+    "BUILDKITE",
+    "JENKINS_URL",
+    "BUILD_ID",
+    "OTEL_",
+    "ENVIRONMENT",
+)
 
 
 def _run(stand_in, receiver: OtlpReceiver, **extra: str) -> subprocess.CompletedProcess:
@@ -45,10 +56,10 @@ def _run(stand_in, receiver: OtlpReceiver, **extra: str) -> subprocess.Completed
         GITHUB_HEAD_REF="feature/labels",
     )
     env.update(extra)
-    launcher = shutil.which("opentelemetry-instrument") or str(Path(sys.executable).with_name("opentelemetry-instrument"))
-    return subprocess.run(
-        [launcher, sys.executable, str(APP)], env=env, capture_output=True, text=True, timeout=120
+    launcher = shutil.which("opentelemetry-instrument") or str(
+        Path(sys.executable).with_name("opentelemetry-instrument")
     )
+    return subprocess.run([launcher, sys.executable, str(APP)], env=env, capture_output=True, text=True, timeout=120)
 
 
 def _spans(receiver: OtlpReceiver) -> list[tuple[dict, dict, object]]:

@@ -102,9 +102,7 @@ def render() -> str:
     ]
     for m in c.METRICS:
         labels = ", ".join(f"`{label}`" for label in (*m.labels, *m.extra_labels))
-        out.append(
-            f"| `{m.name}` | {m.instrument} | `{m.unit}` | `{m.prometheus_name}` | {labels} | {m.description} |"
-        )
+        out.append(f"| `{m.name}` | {m.instrument} | `{m.unit}` | `{m.prometheus_name}` | {labels} | {m.description} |")
     out += [
         "",
         f"Histogram buckets: tokens {list(c.TOKEN_BUCKETS)}; duration (s) {list(c.DURATION_BUCKETS)}.",

@@ -125,9 +125,7 @@ def sync_request_wrapper(recorder: Recorder, adapter: SdkAdapter) -> Callable[..
 
 
 def async_request_wrapper(recorder: Recorder, adapter: SdkAdapter) -> Callable[..., Any]:
-    async def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             plan = _begin(recorder, adapter, instance, args, kwargs)
         except Exception as exc:

@@ -57,8 +57,7 @@ def chat_finish_reasons(choices: Any) -> list[str]:
 
 def chat_output_messages(choices: Any) -> list[dict[str, Any]]:
     return [
-        {"role": "assistant", "content": getattr(getattr(c, "message", None), "content", None)}
-        for c in choices or ()
+        {"role": "assistant", "content": getattr(getattr(c, "message", None), "content", None)} for c in choices or ()
     ]
 
 

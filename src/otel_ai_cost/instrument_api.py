@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import logging
 from typing import Any
 
@@ -30,7 +30,9 @@ def instrument(
     """
     done = []
     for cls in _INSTRUMENTORS:
-        if importlib.util.find_spec(cls.sdk_module) is None:
+        try:
+            importlib.import_module(cls.sdk_module)
+        except ImportError:
             logger.debug("otel-ai-cost: %s is not installed; not instrumenting it", cls.sdk_module)
             continue
         instrumentor = cls()

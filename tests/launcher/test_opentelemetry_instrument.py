@@ -30,7 +30,7 @@ CI_VARIABLES = (
 )
 
 
-def _run(stand_in, receiver: OtlpReceiver, **extra: str) -> subprocess.CompletedProcess:
+def _run(stand_in, receiver: OtlpReceiver, script: Path | None = None, **extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(CI_VARIABLES)}
     env.update(
         STAND_IN_OPENAI=stand_in.openai_base_url,
@@ -56,10 +56,14 @@ def _run(stand_in, receiver: OtlpReceiver, **extra: str) -> subprocess.Completed
         GITHUB_HEAD_REF="feature/labels",
     )
     env.update(extra)
-    launcher = shutil.which("opentelemetry-instrument") or str(
-        Path(sys.executable).with_name("opentelemetry-instrument")
-    )
-    return subprocess.run([launcher, sys.executable, str(APP)], env=env, capture_output=True, text=True, timeout=120)
+    if script is not None:  # a script that starts the auto-instrumentation itself, as the launcher's hook does
+        command = [sys.executable, str(script)]
+    else:
+        launcher = shutil.which("opentelemetry-instrument") or str(
+            Path(sys.executable).with_name("opentelemetry-instrument")
+        )
+        command = [launcher, sys.executable, str(APP)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
 def _spans(receiver: OtlpReceiver) -> list[tuple[dict, dict, object]]:
@@ -146,3 +150,13 @@ def test_without_the_detector_ci_attribution_lands_on_our_spans(stand_in):
     assert "cicd.pipeline.run.id" not in resource
     assert first["cicd.pipeline.run.id"] == "987654321"
     assert first["deployment.environment.name"] == "cicd"
+
+
+def test_only_one_sdk_importable_still_instruments_it(stand_in):
+    with OtlpReceiver() as receiver:
+        result = _run(stand_in, receiver, OTEL_LOG_LEVEL="debug", script=Path(__file__).with_name("only_openai_app.py"))
+    assert result.returncode == 0, result.stderr
+    assert "instrumented: ['openai']" in result.stdout
+    assert [s.name for _, _, s in _spans(receiver)] == ["chat gpt-4o-mini"]
+    assert "Importing of ai_cost_anthropic failed" not in result.stderr
+    assert "Traceback" not in result.stderr

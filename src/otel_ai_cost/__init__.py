@@ -1,10 +1,10 @@
 """otel-ai-cost: every AI API call as an exactly priced, attributed OpenTelemetry GenAI span plus cost metrics.
 
-    import otel_ai_cost
+import otel_ai_cost
 
-    otel_ai_cost.instrument()
-    with otel_ai_cost.ai_usage_context(operation_type="batch_processing", job_id="job-42", team="search"):
-        client.chat.completions.create(...)
+otel_ai_cost.instrument()
+with otel_ai_cost.ai_usage_context(operation_type="batch_processing", job_id="job-42", team="search"):
+    client.chat.completions.create(...)
 """
 
 from __future__ import annotations

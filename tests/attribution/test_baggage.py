@@ -47,9 +47,7 @@ def attached(ctx: context.Context) -> Iterator[None]:
 
 def test_default_allow_list_excludes_user_ids() -> None:
     assert DEFAULT_BAGGAGE_KEYS == ("team", "job_id", "batch_id", "operation_type")
-    with in_baggage(
-        team="payments", job_id="j-1", batch_id="b-1", operation_type="etl", user_id="u-1", x="y"
-    ):
+    with in_baggage(team="payments", job_id="j-1", batch_id="b-1", operation_type="etl", user_id="u-1", x="y"):
         assert dict(current_attributes()) == {
             Attribution.TEAM: "payments",
             Attribution.JOB_ID: "j-1",
@@ -90,12 +88,8 @@ def test_values_are_trimmed_capped_and_blank_ignored() -> None:
     assert Attribution.BATCH_ID not in attributes
 
 
-def test_allow_list_from_environment(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv(
-        Env.BAGGAGE_KEYS, " team , user_id,tenant,ai_cost.job.id,ai_cost.amount,ai_cost.tag.region"
-    )
+def test_allow_list_from_environment(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv(Env.BAGGAGE_KEYS, " team , user_id,tenant,ai_cost.job.id,ai_cost.amount,ai_cost.tag.region")
     with caplog.at_level(logging.WARNING):
         set_baggage_keys()
     assert "ai_cost.amount" in caplog.text  # baggage may not set cost attributes

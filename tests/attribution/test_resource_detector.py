@@ -100,19 +100,14 @@ def test_detector_through_the_sdk_in_ci(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setenv(name, value)
     attributes = _resource(AICostResourceDetector(), OTELResourceDetector())
     assert attributes[ENV] == "cicd"
-    assert (
-        attributes[Resource.CICD_PIPELINE_RUN_URL_FULL]
-        == "https://github.com/acme/receipts/actions/runs/9001"
-    )
+    assert attributes[Resource.CICD_PIPELINE_RUN_URL_FULL] == "https://github.com/acme/receipts/actions/runs/9001"
     assert attributes[Resource.VCS_REPOSITORY_URL_FULL] == "https://github.com/acme/receipts"
     assert not any("SECRET" in str(value) for value in attributes.values())
 
 
 def test_detector_through_the_sdk_otel_resource_attributes_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv(
-        "OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging,service.name=receipts"
-    )
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=staging,service.name=receipts")
     attributes = _resource(AICostResourceDetector(), OTELResourceDetector())
     assert attributes[ENV] == "staging"
     assert attributes["service.name"] == "receipts"

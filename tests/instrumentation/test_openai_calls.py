@@ -248,3 +248,10 @@ def test_api_key_and_prompt_never_reach_telemetry_by_default(client, stand_in, t
     dumped = json.dumps({k: str(v) for k, v in telemetry.span().attributes.items()})
     assert "sk-test-secret-key-123" not in dumped
     assert "Label this receipt" not in dumped
+
+
+def test_tiny_amounts_are_plain_decimals_not_scientific_notation(client, stand_in, telemetry):
+    stand_in.push(Scenario(prompt_tokens=1, completion_tokens=0))
+    client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
+    # 1 * 0.15 per 1M
+    assert telemetry.span().attributes["ai_cost.amount"] == "0.00000015"

@@ -103,9 +103,7 @@ def test_stream_true(server: StandInServer, anth: anthropic.Anthropic) -> None:
     delta = next(e for e in events if e.type == "message_delta")
     assert delta.usage.output_tokens == 50
     assert delta.usage.cache_creation_input_tokens == 500
-    text = "".join(
-        e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta"
-    )
+    text = "".join(e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta")
     assert text == "Paris is the capital of France."
 
 

@@ -31,10 +31,7 @@ def test_openai_error_statuses(
     with pytest.raises(error) as caught:
         oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
     assert caught.value.status_code == status
-    assert (
-        isinstance(caught.value.body, dict)
-        and {"message", "type", "param", "code"} <= caught.value.body.keys()
-    )
+    assert isinstance(caught.value.body, dict) and {"message", "type", "param", "code"} <= caught.value.body.keys()
     assert caught.value.response.headers["x-request-id"].startswith("req_")
 
 
@@ -114,9 +111,7 @@ def test_x_should_retry_false_stops_retries(server: StandInServer) -> None:
     assert len(server.requests) == 1
 
 
-def test_disconnect_is_a_connection_error(
-    server: StandInServer, oai: openai.OpenAI, anth: anthropic.Anthropic
-) -> None:
+def test_disconnect_is_a_connection_error(server: StandInServer, oai: openai.OpenAI, anth: anthropic.Anthropic) -> None:
     server.push(Scenario(disconnect=True), Scenario(disconnect=True))
     with pytest.raises(openai.APIConnectionError):
         oai.chat.completions.create(model="gpt-4o-mini", messages=USER)
@@ -131,9 +126,7 @@ def test_disconnect_is_retried(server: StandInServer) -> None:
     assert len(server.requests) == 2
 
 
-def test_delay_beyond_the_timeout(
-    server: StandInServer, oai: openai.OpenAI, anth: anthropic.Anthropic
-) -> None:
+def test_delay_beyond_the_timeout(server: StandInServer, oai: openai.OpenAI, anth: anthropic.Anthropic) -> None:
     server.push(Scenario(delay_s=2.0), Scenario(delay_s=2.0))
     with pytest.raises(openai.APITimeoutError):
         oai.with_options(timeout=0.1).chat.completions.create(model="gpt-4o-mini", messages=USER)

@@ -57,9 +57,7 @@ def test_chat_default_answer_is_deterministic(server: StandInServer, oai: openai
     assert "capital of France" in (first.choices[0].message.content or "")
     assert first.usage == second.usage
     assert first.usage and first.usage.prompt_tokens > 0 and first.usage.completion_tokens > 0
-    longer = oai.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "x" * 400}]
-    )
+    longer = oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x" * 400}])
     assert longer.usage and longer.usage.prompt_tokens > first.usage.prompt_tokens
 
 
@@ -71,9 +69,7 @@ def test_chat_service_tier_follows_the_request(server: StandInServer, oai: opena
     assert tiers == ["default", "flex", "priority"]
 
 
-def test_chat_stream_without_include_usage_has_no_usage_chunk(
-    server: StandInServer, oai: openai.OpenAI
-) -> None:
+def test_chat_stream_without_include_usage_has_no_usage_chunk(server: StandInServer, oai: openai.OpenAI) -> None:
     server.push(Scenario(text=["Par", "is", "."], prompt_tokens=10, completion_tokens=3))
     chunks = list(oai.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True))
     assert all(chunk.usage is None for chunk in chunks)
@@ -85,9 +81,7 @@ def test_chat_stream_without_include_usage_has_no_usage_chunk(
     assert "stream_options" not in server.requests[-1].body
 
 
-def test_chat_stream_with_include_usage_ends_with_the_usage_chunk(
-    server: StandInServer, oai: openai.OpenAI
-) -> None:
+def test_chat_stream_with_include_usage_ends_with_the_usage_chunk(server: StandInServer, oai: openai.OpenAI) -> None:
     server.push(Scenario(text="Paris.", prompt_tokens=40, cached_tokens=32, completion_tokens=7))
     chunks = list(
         oai.chat.completions.create(
@@ -134,9 +128,7 @@ def test_chat_stream_helper(server: StandInServer, oai: openai.OpenAI) -> None:
 def test_chat_parse_with_scenario_json(server: StandInServer, oai: openai.OpenAI) -> None:
     server.push(Scenario(text='{"name": "Paris", "population": 2100000, "landmarks": ["Louvre"]}'))
     completion = oai.chat.completions.parse(model="gpt-4o", messages=USER, response_format=City)
-    assert completion.choices[0].message.parsed == City(
-        name="Paris", population=2100000, landmarks=["Louvre"]
-    )
+    assert completion.choices[0].message.parsed == City(name="Paris", population=2100000, landmarks=["Louvre"])
     assert server.requests[-1].body["response_format"]["type"] == "json_schema"
 
 
@@ -154,9 +146,7 @@ def test_reasoning_effort_gives_default_reasoning_tokens(server: StandInServer, 
 
 def test_responses_create(server: StandInServer, oai: openai.OpenAI) -> None:
     server.push(
-        Scenario(
-            text="Paris.", prompt_tokens=2000, cached_tokens=1536, completion_tokens=500, reasoning_tokens=400
-        )
+        Scenario(text="Paris.", prompt_tokens=2000, cached_tokens=1536, completion_tokens=500, reasoning_tokens=400)
     )
     response = oai.responses.create(model="gpt-5", input="What is the capital of France?")
     assert response.id.startswith("resp_")
@@ -224,9 +214,7 @@ def test_embeddings(server: StandInServer, oai: openai.OpenAI) -> None:
     assert len(result.data[0].embedding) == 1536
     assert (result.usage.prompt_tokens, result.usage.total_tokens) == (42, 42)
     assert server.requests[-1].body["encoding_format"] == "base64"  # the SDK's default; it decodes it
-    floats = oai.embeddings.create(
-        model="text-embedding-3-small", input="hello", encoding_format="float", dimensions=8
-    )
+    floats = oai.embeddings.create(model="text-embedding-3-small", input="hello", encoding_format="float", dimensions=8)
     assert len(floats.data[0].embedding) == 8
     assert floats.usage.prompt_tokens == 2
     again = oai.embeddings.create(model="text-embedding-3-small", input="hello", dimensions=8)
@@ -235,9 +223,7 @@ def test_embeddings(server: StandInServer, oai: openai.OpenAI) -> None:
 
 def test_async_client(server: StandInServer) -> None:
     async def run() -> tuple[openai.types.CompletionUsage | None, int]:
-        async with openai.AsyncOpenAI(
-            base_url=server.openai_base_url, api_key="test", max_retries=0
-        ) as client:
+        async with openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="test", max_retries=0) as client:
             stream = await client.chat.completions.create(
                 model="gpt-4o-mini", messages=USER, stream=True, stream_options={"include_usage": True}
             )
@@ -245,9 +231,7 @@ def test_async_client(server: StandInServer) -> None:
             response = await client.responses.create(model="gpt-4.1", input="hi")
             return chunks[-1].usage, response.usage.total_tokens if response.usage else 0
 
-    server.push(
-        Scenario(prompt_tokens=5, completion_tokens=6), Scenario(prompt_tokens=7, completion_tokens=8)
-    )
+    server.push(Scenario(prompt_tokens=5, completion_tokens=6), Scenario(prompt_tokens=7, completion_tokens=8))
     usage, response_total = asyncio.run(run())
     assert usage and usage.total_tokens == 11
     assert response_total == 15

@@ -121,9 +121,7 @@ def github_actions(environ: Environ) -> dict[str, str]:
     server = _get(environ, "GITHUB_SERVER_URL")
     repository = _get(environ, "GITHUB_REPOSITORY")
     run_id = _get(environ, "GITHUB_RUN_ID")
-    repository_url = (
-        strip_credentials(f"{server.rstrip('/')}/{repository}") if server and repository else None
-    )
+    repository_url = strip_credentials(f"{server.rstrip('/')}/{repository}") if server and repository else None
     run_url = None
     if repository_url and run_id:
         run_url = f"{repository_url}/actions/runs/{run_id}"

@@ -38,9 +38,7 @@ class UsageContext:
 
     __slots__ = ("_baggage_token", "_merged", "_owner", "_parent", "_token", "attributes")
 
-    def __init__(
-        self, attributes: Mapping[str, AttributeValue], parent: UsageContext | None, owner: object
-    ) -> None:
+    def __init__(self, attributes: Mapping[str, AttributeValue], parent: UsageContext | None, owner: object) -> None:
         self.attributes: Mapping[str, AttributeValue] = attributes
         self._parent = parent
         self._owner = owner

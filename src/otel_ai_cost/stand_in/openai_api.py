@@ -77,9 +77,7 @@ def base_headers() -> dict[str, str]:
 
 def error_body(status: int, scenario: Scenario | None = None, message: str | None = None) -> dict[str, Any]:
     """`{"error": {message, type, param, code}}` as OpenAI sends it."""
-    kind, code, text = _ERRORS.get(
-        status, ("server_error" if status >= 500 else "invalid_request_error", None, "")
-    )
+    kind, code, text = _ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None, ""))
     text = text or f"Error {status} (stand-in)."
     if scenario is not None:
         kind = scenario.error_type or kind
@@ -394,9 +392,7 @@ def responses(request: RecordedRequest, scenario: Scenario, cache: PromptCache) 
     response_id = f"resp_{secrets.token_hex(24)}"
     message_id = f"msg_{secrets.token_hex(24)}"
     reasoning_item = (
-        {"id": f"rs_{secrets.token_hex(24)}", "type": "reasoning", "summary": []}
-        if usage.reasoning_tokens
-        else None
+        {"id": f"rs_{secrets.token_hex(24)}", "type": "reasoning", "summary": []} if usage.reasoning_tokens else None
     )
 
     def message(status: str, content_text: str | None) -> dict[str, Any]:
@@ -444,9 +440,7 @@ def responses(request: RecordedRequest, scenario: Scenario, cache: PromptCache) 
         stream.add("response.output_text.delta", **part_ids, delta=piece, logprobs=[])
     if limit is not None:
         if scenario.stream_error_mode == "disconnect":
-            return Answer(
-                headers=_sse(headers), events=stream.events, cut=True, chunk_delay_s=scenario.chunk_delay_s
-            )
+            return Answer(headers=_sse(headers), events=stream.events, cut=True, chunk_delay_s=scenario.chunk_delay_s)
         error = error_body(500, scenario)["error"]
         stream.add("error", code=error["code"], message=error["message"], param=None)
         return Answer(headers=_sse(headers), events=stream.events, chunk_delay_s=scenario.chunk_delay_s)

@@ -123,9 +123,7 @@ class Scenario:
                 f"{self.openai_fields_set()} with Anthropic ones {self.anthropic_fields_set()}"
             )
         if self.stream_error_mode not in ("event", "disconnect"):
-            raise ValueError(
-                f"stream_error_mode must be 'event' or 'disconnect', not {self.stream_error_mode!r}"
-            )
+            raise ValueError(f"stream_error_mode must be 'event' or 'disconnect', not {self.stream_error_mode!r}")
 
     def openai_fields_set(self) -> list[str]:
         return [name for name in OPENAI_USAGE_FIELDS if getattr(self, name) is not None]
@@ -205,9 +203,7 @@ class Answer:
 
 # --- Default answers: deterministic numbers and text computed from the request -----------------------------
 
-_TEXT_KEYS = frozenset(
-    {"content", "text", "input", "system", "instructions", "prompt", "arguments", "output"}
-)
+_TEXT_KEYS = frozenset({"content", "text", "input", "system", "instructions", "prompt", "arguments", "output"})
 # Keys whose strings are not prompt text (ids, roles, binary payloads such as base64 images).
 _SKIPPED_KEYS = frozenset(
     {"type", "role", "id", "cache_control", "name", "image_url", "source", "file_data", "image", "signature"}
@@ -280,9 +276,7 @@ def split_text(text: str) -> list[str]:
     return pieces or ([text] if text else [])
 
 
-def sample_from_schema(
-    schema: Mapping[str, Any], root: Mapping[str, Any] | None = None, depth: int = 0
-) -> Any:
+def sample_from_schema(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None, depth: int = 0) -> Any:
     """A minimal JSON instance valid for a (structured-outputs style) JSON schema."""
     root = root if root is not None else schema
     if depth > 12:

@@ -300,7 +300,7 @@ class Call:
                 amount, source = provider_cost, CostSource.PROVIDER.value
                 status = PricingStatus.PRICED.value
             if amount is not None:
-                attributes[Cost.AMOUNT] = str(amount)
+                attributes[Cost.AMOUNT] = format(amount, "f")  # never "1.5E-7"
                 attributes[Cost.CURRENCY] = CURRENCY
                 attributes[Cost.SOURCE] = source
         attributes[Cost.PRICING_STATUS] = status

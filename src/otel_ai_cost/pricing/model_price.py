@@ -1,0 +1,193 @@
+"""A resolved price for one (provider, model, tier) and the arithmetic that turns usage into money.
+
+Rates are kept as the providers publish them (USD per million tokens, USD per call); at construction they are
+compiled once into per-unit rates with the negotiated discount already applied, so `cost()` is a handful of
+exact `Decimal` multiplications.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
+
+from otel_ai_cost.pricing.usage import Usage
+
+# Token pricing classes, per million tokens (`TokenType` values) and per-call prices.
+TOKEN_CLASSES: tuple[str, ...] = (
+    "input",
+    "output",
+    "cache_read",
+    "cache_write_5m",
+    "cache_write_1h",
+    "reasoning",
+)
+CALL_CLASSES: tuple[str, ...] = ("web_search", "request")
+
+# Exact or nothing: 60 digits is far beyond any token count times any rate, and Inexact is trapped, so an
+# amount is never silently rounded (a trap surfaces as UNPRICED). The context is explicit so a caller that
+# lowered the thread's decimal precision cannot change our figures.
+MONEY = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+_PER_MILLION = Decimal(1_000_000)
+_ZERO = Decimal(0)
+_HUNDRED = Decimal(100)
+
+
+class MissingPriceError(LookupError):
+    """Usage has tokens (or calls) of a class this price has no rate for."""
+
+    def __init__(self, pricing_class: str) -> None:
+        super().__init__(f"no price for {pricing_class}")
+        self.pricing_class = pricing_class
+
+
+@dataclass(frozen=True, slots=True)
+class LongContextTier:
+    """Rates that apply to the whole request once its total input exceeds `threshold` tokens."""
+
+    threshold: int
+    input: Decimal | None
+    output: Decimal | None
+    cache_read: Decimal | None = None
+    cache_write_5m: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    reasoning: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        _fill_fallbacks(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """Prices in force for one model and service tier during [effective_from, effective_until).
+
+    Token rates are USD per million tokens; `per_request` and `per_web_search` are USD per call. A class with
+    no rate of its own falls back the way providers bill it: cache reads and writes at the input rate,
+    reasoning at the output rate. `discount_percent` comes off every component.
+    """
+
+    provider: str
+    model: str  # the model id as asked for
+    matched_model: str  # the id that priced it: genai-prices' model id, or the catalog entry's pattern
+    tier: str
+    input: Decimal | None
+    output: Decimal | None
+    cache_read: Decimal | None = None
+    cache_write_5m: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    reasoning: Decimal | None = None
+    per_request: Decimal | None = None
+    per_web_search: Decimal | None = None
+    long_context: tuple[LongContextTier, ...] = ()
+    discount_percent: Decimal = _ZERO
+    effective_from: datetime | None = None  # None: open-ended
+    effective_until: datetime | None = None
+    source: str = "genai-prices"  # genai-prices | catalog | override: the highest layer that contributed
+    _plan: tuple[tuple[int, tuple[Decimal | None, ...]], ...] = field(init=False, repr=False, compare=False, default=())
+
+    def __post_init__(self) -> None:
+        _fill_fallbacks(self)
+        object.__setattr__(self, "long_context", tuple(sorted(self.long_context, key=lambda t: t.threshold)))
+        multiplier = MONEY.subtract(1, MONEY.divide(self.discount_percent, _HUNDRED))
+        calls = (_scaled(self.per_web_search, multiplier, 1), _scaled(self.per_request, multiplier, 1))
+        plan = [(tier.threshold, _compile(tier, multiplier) + calls) for tier in reversed(self.long_context)]
+        plan.append((-1, _compile(self, multiplier) + calls))  # the base rates: any input is > -1
+        object.__setattr__(self, "_plan", tuple(plan))
+
+    def cost(self, usage: Usage) -> tuple[Decimal, dict[str, Decimal]]:
+        """The exact cost of `usage` and its non-zero components.
+
+        Raises `MissingPriceError` when usage has a class with no rate, `ValueError` on negative counts.
+        """
+        # Hot path, inside every instrumented call: unrolled on purpose (a loop over (name, count, rate)
+        # tuples costs ~30% more), each usage field read once, no property chains.
+        n_input = usage.input_tokens
+        n_read = usage.cache_read_input_tokens
+        n_5m = usage.cache_write_5m_input_tokens
+        n_1h = usage.cache_write_1h_input_tokens
+        n_output = usage.output_tokens
+        n_reasoning = usage.reasoning_output_tokens
+        n_search = usage.web_search_requests
+        if n_input < 0 or n_read < 0 or n_5m < 0 or n_1h < 0 or n_output < 0 or n_reasoning < 0 or n_search < 0:
+            raise ValueError(f"negative usage: {usage!r}")
+        # Highest threshold first; the whole request takes one tier's rates (the last entry is the base).
+        for threshold, rates in self._plan:  # noqa: B007 - `rates` is the loop's result
+            if n_input > threshold:
+                break
+        r_input, r_read, r_5m, r_1h, r_output, r_reasoning, r_search, r_request = rates
+        mul = MONEY.multiply
+        add = MONEY.add
+        components: dict[str, Decimal] = {}
+        total = _ZERO
+        # A missing rate for a class the call used raises; a zero rate (a free class) adds no component.
+        n_uncached = n_input - n_read - n_5m - n_1h  # as Usage.uncached_input_tokens: the total includes them
+        if n_uncached > 0:
+            if r_input is None:
+                raise MissingPriceError("input")
+            if r_input:
+                amount = components["input"] = mul(r_input, n_uncached)
+                total = add(total, amount)
+        if n_read:
+            if r_read is None:
+                raise MissingPriceError("cache_read")
+            if r_read:
+                amount = components["cache_read"] = mul(r_read, n_read)
+                total = add(total, amount)
+        if n_5m:
+            if r_5m is None:
+                raise MissingPriceError("cache_write_5m")
+            if r_5m:
+                amount = components["cache_write_5m"] = mul(r_5m, n_5m)
+                total = add(total, amount)
+        if n_1h:
+            if r_1h is None:
+                raise MissingPriceError("cache_write_1h")
+            if r_1h:
+                amount = components["cache_write_1h"] = mul(r_1h, n_1h)
+                total = add(total, amount)
+        n_plain = n_output - n_reasoning  # as Usage.plain_output_tokens: the total includes reasoning
+        if n_plain > 0:
+            if r_output is None:
+                raise MissingPriceError("output")
+            if r_output:
+                amount = components["output"] = mul(r_output, n_plain)
+                total = add(total, amount)
+        if n_reasoning:
+            if r_reasoning is None:
+                raise MissingPriceError("reasoning")
+            if r_reasoning:
+                amount = components["reasoning"] = mul(r_reasoning, n_reasoning)
+                total = add(total, amount)
+        if n_search:
+            if r_search is None:
+                raise MissingPriceError("web_search")
+            if r_search:
+                amount = components["web_search"] = mul(r_search, n_search)
+                total = add(total, amount)
+        if r_request:
+            components["request"] = r_request
+            total = add(total, r_request)
+        return total, components
+
+
+def _fill_fallbacks(rates: ModelPrice | LongContextTier) -> None:
+    """Classes without a rate of their own are billed like the class they belong to."""
+    for name in ("cache_read", "cache_write_5m", "cache_write_1h"):
+        if getattr(rates, name) is None:
+            object.__setattr__(rates, name, rates.input)
+    if rates.reasoning is None:
+        object.__setattr__(rates, "reasoning", rates.output)
+
+
+def _compile(rates: ModelPrice | LongContextTier, multiplier: Decimal) -> tuple[Decimal | None, ...]:
+    """Per-token rates, discounted, in the order `cost()` unpacks them."""
+    return tuple(
+        _scaled(getattr(rates, name), multiplier, _PER_MILLION)
+        for name in ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning")
+    )
+
+
+def _scaled(rate: Decimal | None, multiplier: Decimal, per: Decimal | int) -> Decimal | None:
+    if rate is None:
+        return None
+    return MONEY.divide(MONEY.multiply(rate, multiplier), per)

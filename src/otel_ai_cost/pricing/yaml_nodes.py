@@ -1,0 +1,160 @@
+"""Typed reads from a composed YAML node tree, with errors that name the file, the line and the key.
+
+We never let PyYAML construct Python values: numbers would become floats. Instead we walk the node tree
+(`yaml.compose`), read each scalar's source text and parse it ourselves (`Decimal`, `date`, ...), so every
+value keeps its exact decimal digits and every error can point at its line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import NoReturn
+
+import yaml
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class PriceFileError(ValueError):
+    """A price file that cannot be used; the message reads `file:line: key.path: problem`."""
+
+
+class NodeReader:
+    """Reads one file's nodes; every failure raises `PriceFileError` naming `filename`."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def compose(self, text: str) -> yaml.Node | None:
+        try:
+            return yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 1
+            problem = exc.problem or exc.context or "invalid YAML"
+            raise PriceFileError(f"{self.filename}:{line}: (yaml): {problem}") from None
+        except yaml.YAMLError as exc:
+            raise PriceFileError(f"{self.filename}:1: (yaml): {exc}") from None
+
+    def fail(self, node: yaml.Node, path: str, message: str) -> NoReturn:
+        raise PriceFileError(f"{self.filename}:{node.start_mark.line + 1}: {path or '(root)'}: {message}")
+
+    @staticmethod
+    def is_null(node: yaml.Node | None) -> bool:
+        return node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG)
+
+    def mapping(
+        self,
+        node: yaml.Node,
+        path: str,
+        *,
+        allowed: Collection[str],
+        required: Collection[str] = (),
+    ) -> dict[str, yaml.Node]:
+        """The mapping's values by key; unknown, duplicate and missing keys are errors."""
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, path, f"expected a mapping, got {_describe(node)}")
+        values: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _NULL_TAG:
+                self.fail(key_node, path, f"expected a key name, got {_describe(key_node)}")
+            key = key_node.value
+            key_path = f"{path}.{key}" if path else key
+            if key not in allowed:
+                close = difflib.get_close_matches(key, list(allowed), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(sorted(allowed))}"
+                self.fail(key_node, key_path, f"unknown key ({hint})")
+            if key in values:
+                self.fail(key_node, key_path, "duplicate key")
+            values[key] = value_node
+        for key in required:
+            if key not in values or self.is_null(values[key]):
+                self.fail(node, path, f"missing required key {key!r}")
+        return values
+
+    def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node]:
+        if self.is_null(node):
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, path, f"expected a list, got {_describe(node)}")
+        return list(node.value)
+
+    def scalar_text(self, node: yaml.Node, path: str, expected: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL_TAG:
+            self.fail(node, path, f"expected {expected}, got {_describe(node)}")
+        return node.value
+
+    def string(self, node: yaml.Node, path: str) -> str:
+        text = self.scalar_text(node, path, "a non-empty string").strip()
+        if not text:
+            self.fail(node, path, "expected a non-empty string, got ''")
+        return text
+
+    def choice(self, node: yaml.Node, path: str, choices: Collection[str]) -> str:
+        text = self.scalar_text(node, path, f"one of {', '.join(choices)}").strip()
+        if text not in choices:
+            self.fail(node, path, f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    def number(self, node: yaml.Node, path: str) -> Decimal:
+        """A non-negative decimal, parsed from the scalar's own text (never through float)."""
+        expected = "a non-negative number"
+        text = self.scalar_text(node, path, expected)
+        if node.tag == _BOOL_TAG:
+            self.fail(node, path, f"expected {expected}, got {text!r}")
+        try:
+            value = Decimal(text.strip())
+        except InvalidOperation:
+            self.fail(node, path, f"expected {expected}, got {text!r}")
+        if not value.is_finite() or value < 0:
+            self.fail(node, path, f"expected {expected}, got {text!r}")
+        return value
+
+    def percent(self, node: yaml.Node, path: str) -> Decimal:
+        value = self.number(node, path)
+        if value > 100:
+            self.fail(node, path, f"expected a percentage between 0 and 100, got {node.value!r}")
+        return value
+
+    def positive_int(self, node: yaml.Node, path: str) -> int:
+        text = self.scalar_text(node, path, "a positive whole number of tokens")
+        try:
+            value = int(text.strip())
+        except ValueError:
+            self.fail(node, path, f"expected a positive whole number of tokens, got {text!r}")
+        if value <= 0:
+            self.fail(node, path, f"expected a positive whole number of tokens, got {text!r}")
+        return value
+
+    def boolean(self, node: yaml.Node, path: str) -> bool:
+        text = self.scalar_text(node, path, "true or false")
+        if node.tag != _BOOL_TAG:
+            self.fail(node, path, f"expected true or false, got {text!r}")
+        return text.strip().lower() in ("true", "yes", "on", "y")
+
+    def timestamp(self, node: yaml.Node, path: str) -> datetime:
+        """A date (UTC midnight) or an ISO 8601 datetime (naive means UTC), as an aware datetime."""
+        expected = "a date (YYYY-MM-DD) or an ISO 8601 datetime"
+        text = self.scalar_text(node, path, expected).strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(node, path, f"expected {expected}, got {text!r}")
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
+        return "nothing"
+    return repr(node.value)

@@ -1,7 +1,8 @@
-"""Shared fixtures: real SDK providers with in-memory exporters, and the provider stand-in server."""
+"""Shared fixtures: a neutral environment, real SDK providers with in-memory exporters, the provider stand-in."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,9 +15,29 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_ai_cost
+from otel_ai_cost.attribution import set_baggage_keys
 from otel_ai_cost.contract import INSTRUMENTATION_SCOPE
 from otel_ai_cost.stand_in import StandInServer
 from otel_ai_cost.telemetry.errors import reset_internal_errors
+
+_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "CIRCLE", "BUILDKITE", "RUNNER_", "OTEL_")
+_NAMES = {
+    "CI", "ENVIRONMENT", "JENKINS_URL", "BUILD_ID", "BUILD_NUMBER", "BUILD_URL", "JOB_NAME", "STAGE_NAME",
+    "GIT_URL", "GIT_COMMIT", "GIT_BRANCH", "BRANCH_NAME", "CHANGE_ID",
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def neutral_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No CI, no deployment settings, default baggage allow-list: the suite may itself run under a CI system,
+    whose variables must not leak into what the tests expect."""
+    for name in list(os.environ):
+        if name in _NAMES or name.startswith(_PREFIXES):
+            monkeypatch.delenv(name)
+    set_baggage_keys(None)
+    yield
+    monkeypatch.undo()
+    set_baggage_keys(None)
 
 
 @dataclass

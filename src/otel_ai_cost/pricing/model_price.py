@@ -119,51 +119,24 @@ class ModelPrice:
         add = MONEY.add
         components: dict[str, Decimal] = {}
         total = _ZERO
+        # Mutually exclusive classes: the semconv totals include cache reads/writes and reasoning, so subtract.
+        charges = (
+            ("input", n_input - n_read - n_5m - n_1h, r_input),
+            ("cache_read", n_read, r_read),
+            ("cache_write_5m", n_5m, r_5m),
+            ("cache_write_1h", n_1h, r_1h),
+            ("output", n_output - n_reasoning, r_output),
+            ("reasoning", n_reasoning, r_reasoning),
+            ("web_search", n_search, r_search),
+        )
         # A missing rate for a class the call used raises; a zero rate (a free class) adds no component.
-        n_uncached = n_input - n_read - n_5m - n_1h  # as Usage.uncached_input_tokens: the total includes them
-        if n_uncached > 0:
-            if r_input is None:
-                raise MissingPriceError("input")
-            if r_input:
-                amount = components["input"] = mul(r_input, n_uncached)
-                total = add(total, amount)
-        if n_read:
-            if r_read is None:
-                raise MissingPriceError("cache_read")
-            if r_read:
-                amount = components["cache_read"] = mul(r_read, n_read)
-                total = add(total, amount)
-        if n_5m:
-            if r_5m is None:
-                raise MissingPriceError("cache_write_5m")
-            if r_5m:
-                amount = components["cache_write_5m"] = mul(r_5m, n_5m)
-                total = add(total, amount)
-        if n_1h:
-            if r_1h is None:
-                raise MissingPriceError("cache_write_1h")
-            if r_1h:
-                amount = components["cache_write_1h"] = mul(r_1h, n_1h)
-                total = add(total, amount)
-        n_plain = n_output - n_reasoning  # as Usage.plain_output_tokens: the total includes reasoning
-        if n_plain > 0:
-            if r_output is None:
-                raise MissingPriceError("output")
-            if r_output:
-                amount = components["output"] = mul(r_output, n_plain)
-                total = add(total, amount)
-        if n_reasoning:
-            if r_reasoning is None:
-                raise MissingPriceError("reasoning")
-            if r_reasoning:
-                amount = components["reasoning"] = mul(r_reasoning, n_reasoning)
-                total = add(total, amount)
-        if n_search:
-            if r_search is None:
-                raise MissingPriceError("web_search")
-            if r_search:
-                amount = components["web_search"] = mul(r_search, n_search)
-                total = add(total, amount)
+        for name, count, rate in charges:
+            if count > 0:
+                if rate is None:
+                    raise MissingPriceError(name)
+                if rate:
+                    amount = components[name] = mul(rate, count)
+                    total = add(total, amount)
         if r_request:
             components["request"] = r_request
             total = add(total, r_request)

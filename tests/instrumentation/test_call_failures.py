@@ -136,3 +136,17 @@ def test_responses_stream_error_event_marks_the_call_failed(oai, stand_in, telem
     assert span.status.status_code.name == "ERROR"
     assert span.attributes["error.type"]
     assert _requests(telemetry) == {("error", "no_usage"): 1}
+
+
+def test_dropped_anthropic_stream_ends_at_once_without_the_cycle_collector(anth, stand_in, telemetry):
+    # The SDK's stream has no reference cycle; instrumenting it must not add one (or every stream and its
+    # response would wait for the cycle collector).
+    stand_in.push(Scenario(text=["a", "b", "c"], input_tokens=5, output_tokens=3))
+    gc.disable()
+    try:
+        stream = anth.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=MSGS, stream=True)
+        next(iter(stream))
+        del stream
+        assert telemetry.span().attributes["ai_cost.usage.partial"] is True
+    finally:
+        gc.enable()

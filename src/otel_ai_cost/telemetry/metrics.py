@@ -12,8 +12,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from opentelemetry import trace
@@ -35,27 +34,75 @@ from otel_ai_cost.contract import (
     TOKENS,
     Cost,
     GenAI,
+    TokenType,
 )
+from otel_ai_cost.pricing.usage import Usage
 from otel_ai_cost.telemetry.errors import internal_error_counts, report_internal_error
 
 Labels = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
 class CallPoint:
-    """Everything the metrics need from one finished call."""
+    """Everything the metrics need from one finished call. A plain slotted class: it is built on the hot path,
+    and everything derived from it (labels, token classes) is computed when the queue is drained."""
 
-    labels: Labels  # the bounded, allow-listed labels shared by every ai_cost.* metric
-    semconv_labels: Labels  # operation, provider, request model (the semconv histograms' base set)
-    span_context: SpanContext
-    duration_s: float
-    error_type: str | None
-    outcome: str
-    pricing_status: str
-    amount: Decimal | None
-    tokens: tuple[tuple[str, int], ...]  # (pricing class, count), non-zero only
-    input_tokens: int | None  # semconv totals, None when the provider reported no usage
-    output_tokens: int | None
+    __slots__ = (
+        "amount",
+        "attribution",
+        "duration_s",
+        "error_type",
+        "labels_of",
+        "model",
+        "operation",
+        "outcome",
+        "pricing_status",
+        "provider",
+        "span_context",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        labels_of: Callable[[CallPoint], Labels],
+        provider: str,
+        model: str,
+        operation: str,
+        attribution: Mapping[str, object],
+        span_context: SpanContext,
+        duration_s: float,
+        error_type: str | None,
+        outcome: str,
+        pricing_status: str,
+        amount: Decimal | None,
+        usage: Usage | None,
+    ) -> None:
+        self.labels_of = labels_of  # the recorder's allow-listed label set
+        self.provider = provider
+        self.model = model
+        self.operation = operation
+        self.attribution = attribution
+        self.span_context = span_context
+        self.duration_s = duration_s
+        self.error_type = error_type
+        self.outcome = outcome
+        self.pricing_status = pricing_status
+        self.amount = amount
+        self.usage = usage
+
+
+def token_classes(usage: Usage | None) -> tuple[tuple[str, int], ...]:
+    """The mutually exclusive pricing classes of a call's usage, non-zero only."""
+    if usage is None:
+        return ()
+    classes = (
+        (TokenType.INPUT.value, usage.uncached_input_tokens),
+        (TokenType.CACHE_READ.value, usage.cache_read_input_tokens),
+        (TokenType.CACHE_WRITE_5M.value, usage.cache_write_5m_input_tokens),
+        (TokenType.CACHE_WRITE_1H.value, usage.cache_write_1h_input_tokens),
+        (TokenType.OUTPUT.value, usage.plain_output_tokens),
+        (TokenType.REASONING.value, usage.reasoning_output_tokens),
+    )
+    return tuple(c for c in classes if c[1])
 
 
 class CostMetrics:
@@ -112,23 +159,25 @@ class CostMetrics:
         requests: dict[Labels, tuple[int, Context]] = {}
         for p in points:
             ctx = trace.set_span_in_context(NonRecordingSpan(p.span_context))
-            semconv = dict(p.semconv_labels)
-            # Histograms take one observation per call.
-            duration_attrs = semconv if p.error_type is None else {**semconv, ERROR_TYPE: p.error_type}
-            self.duration.record(p.duration_s, duration_attrs, context=ctx)
-            if p.input_tokens is not None:
-                self.token_usage.record(p.input_tokens, {**semconv, GenAI.TOKEN_TYPE: "input"}, context=ctx)
-            if p.output_tokens is not None:
-                self.token_usage.record(p.output_tokens, {**semconv, GenAI.TOKEN_TYPE: "output"}, context=ctx)
+            labels = p.labels_of(p)
+            semconv = {GenAI.OPERATION_NAME: p.operation, GenAI.PROVIDER_NAME: p.provider, GenAI.REQUEST_MODEL: p.model}
+            # Histograms take one observation per call. Exemplars ride on the counters (cheaper, and the spend
+            # counter is where a trace link is wanted).
+            self.duration.record(
+                p.duration_s, semconv if p.error_type is None else {**semconv, ERROR_TYPE: p.error_type}
+            )
+            if p.usage is not None:
+                self.token_usage.record(p.usage.input_tokens, {**semconv, GenAI.TOKEN_TYPE: "input"})
+                self.token_usage.record(p.usage.output_tokens, {**semconv, GenAI.TOKEN_TYPE: "output"})
             # Counters are summed per series first; the last call's span becomes the exemplar.
             if p.amount is not None:
-                total, _ = spend.get(p.labels, (Decimal(0), ctx))
-                spend[p.labels] = (total + p.amount, ctx)
-            for token_type, count in p.tokens:
-                key = (*p.labels, (GenAI.TOKEN_TYPE, token_type))
+                total, _ = spend.get(labels, (Decimal(0), ctx))
+                spend[labels] = (total + p.amount, ctx)
+            for token_type, count in token_classes(p.usage):
+                key = (*labels, (GenAI.TOKEN_TYPE, token_type))
                 total_tokens, _ = tokens.get(key, (0, ctx))
                 tokens[key] = (total_tokens + count, ctx)
-            key = (*p.labels, (OUTCOME_LABEL, p.outcome), (Cost.PRICING_STATUS, p.pricing_status))
+            key = (*labels, (OUTCOME_LABEL, p.outcome), (Cost.PRICING_STATUS, p.pricing_status))
             count_requests, _ = requests.get(key, (0, ctx))
             requests[key] = (count_requests + 1, ctx)
         for labels, (amount, ctx) in spend.items():

@@ -36,7 +36,6 @@ from otel_ai_cost.contract import (
     PricingStatus,
     Resource,
     Server,
-    TokenType,
 )
 from otel_ai_cost.pricing.catalog import PriceCatalog, default_catalog
 from otel_ai_cost.pricing.usage import Usage
@@ -74,6 +73,18 @@ class Recorder:
             k: v for k, v in detected.items() if _resource_attribute(tracer_provider, k) is None
         }
 
+    def metric_labels(self, point: CallPoint) -> Labels:
+        """The allow-listed labels of a finished call (computed when metrics are drained, not on the hot path)."""
+        known = {
+            GenAI.PROVIDER_NAME: point.provider,
+            GenAI.REQUEST_MODEL: point.model,
+            GenAI.OPERATION_NAME: point.operation,
+            Resource.DEPLOYMENT_ENVIRONMENT_NAME: self.environment,
+        }
+        return tuple(
+            (name, str(known[name] if name in known else point.attribution.get(name, ""))) for name in self.label_names
+        )
+
     @property
     def catalog(self) -> PriceCatalog:
         if self._catalog is None:
@@ -105,11 +116,11 @@ class Call:
     """One logical API call (all its retries, and the reading of its stream)."""
 
     __slots__ = (
-        "_ended",
-        "_labels",
+        "_attribution",
         "_recorder",
         "_start_perf",
         "_started_at",
+        "ended",
         "first_chunk_at",
         "operation",
         "provider",
@@ -133,7 +144,7 @@ class Call:
         self.provider = provider
         self.operation = operation
         self.request_model = request_model
-        self._ended = False
+        self.ended = False
         self.route_state: object = None  # whatever the SDK route needs to remember between start and finish
         self.first_chunk_at: float | None = None
         self._started_at = time.time_ns()
@@ -153,29 +164,13 @@ class Call:
             attributes[GenAI.REQUEST_STREAM] = True
         if request_attributes:
             attributes.update(request_attributes)
-        attribution = current_attributes()
+        attribution = self._attribution = current_attributes()
         if attribution:
             attributes.update(attribution)
-        self._labels = self._metric_labels(attribution)
         name = f"{operation} {request_model}" if request_model else operation
         self.span: Span = recorder.tracer.start_span(
             name, kind=SpanKind.CLIENT, attributes=attributes, start_time=self._started_at
         )
-
-    def _metric_labels(self, attribution: Mapping[str, AttributeValue]) -> Labels:
-        known = {
-            GenAI.PROVIDER_NAME: self.provider,
-            GenAI.REQUEST_MODEL: self.request_model or "",
-            GenAI.OPERATION_NAME: self.operation,
-            Resource.DEPLOYMENT_ENVIRONMENT_NAME: self._recorder.environment,
-        }
-        labels = []
-        for name in self._recorder.label_names:
-            value = known.get(name)
-            if value is None:
-                value = attribution.get(name, "")
-            labels.append((name, str(value)))
-        return tuple(labels)
 
     @property
     def context(self) -> Context:
@@ -189,6 +184,10 @@ class Call:
     def capture_input(self, messages: object) -> None:
         if self._recorder.capture_content and messages is not None:
             self.span.set_attribute(GenAI.INPUT_MESSAGES, _to_json(messages))
+
+    @property
+    def captures_content(self) -> bool:
+        return self._recorder.capture_content
 
     def capture_output(self, output: object) -> None:
         if self._recorder.capture_content and output is not None:
@@ -209,9 +208,9 @@ class Call:
         extra_attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
         """Price the call, complete and end its span, and queue its metric point. Idempotent; never raises."""
-        if self._ended:
+        if self.ended:
             return
-        self._ended = True
+        self.ended = True
         try:
             self._finish(
                 usage,
@@ -319,37 +318,20 @@ class Call:
 
         self._recorder.metrics.record(
             CallPoint(
-                labels=self._labels,
-                semconv_labels=(
-                    (GenAI.OPERATION_NAME, self.operation),
-                    (GenAI.PROVIDER_NAME, self.provider),
-                    (GenAI.REQUEST_MODEL, self.request_model or ""),
-                ),
-                span_context=span.get_span_context(),
-                duration_s=duration,
-                error_type=error_type,
-                outcome=outcome,
-                pricing_status=status,
-                amount=amount,
-                tokens=_token_classes(usage),
-                input_tokens=usage.input_tokens if usage else None,
-                output_tokens=usage.output_tokens if usage else None,
+                self._recorder.metric_labels,
+                self.provider,
+                self.request_model or "",
+                self.operation,
+                self._attribution,
+                span.get_span_context(),
+                duration,
+                error_type,
+                outcome,
+                status,
+                amount,
+                usage,
             )
         )
-
-
-def _token_classes(usage: Usage | None) -> tuple[tuple[str, int], ...]:
-    if usage is None:
-        return ()
-    classes = (
-        (TokenType.INPUT.value, usage.uncached_input_tokens),
-        (TokenType.CACHE_READ.value, usage.cache_read_input_tokens),
-        (TokenType.CACHE_WRITE_5M.value, usage.cache_write_5m_input_tokens),
-        (TokenType.CACHE_WRITE_1H.value, usage.cache_write_1h_input_tokens),
-        (TokenType.OUTPUT.value, usage.plain_output_tokens),
-        (TokenType.REASONING.value, usage.reasoning_output_tokens),
-    )
-    return tuple(c for c in classes if c[1])
 
 
 def _error_type(error: BaseException | None) -> str:

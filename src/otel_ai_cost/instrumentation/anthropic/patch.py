@@ -10,16 +10,20 @@ from otel_ai_cost.instrumentation.common.routes import request_body, start_call
 from otel_ai_cost.telemetry.recorder import Call, Recorder
 
 
+def _provider(client: Any) -> str:
+    # Bedrock and Vertex clients say who they are; everything else is Anthropic's API.
+    return getattr(client, "_gen_ai_provider_name", None) or "anthropic"
+
+
 class MessagesRoute:
     operation = Operation.CHAT.value
 
     def start(self, recorder: Recorder, client: Any, options: Any, stream: bool) -> tuple[Call, Any]:
-        # Bedrock and Vertex clients say who they are; everything else is Anthropic's API.
-        provider = getattr(client, "_gen_ai_provider_name", None) or "anthropic"
-        return start_call(recorder, client, provider, self.operation, request_body(options), stream), options
+        return start_call(recorder, client, _provider, self.operation, request_body(options), stream), options
 
     def finish(self, call: Call, message: Any) -> None:
-        call.capture_output(extract.output_messages(getattr(message, "content", None)))
+        if call.captures_content:
+            call.capture_output(extract.output_messages(getattr(message, "content", None)))
         usage = getattr(message, "usage", None)
         stop_reason = getattr(message, "stop_reason", None)
         call.finish(
@@ -60,6 +64,8 @@ class MessageStreamObserver:
         return True
 
     def on_end(self, completed: bool, error: BaseException | None) -> None:
+        if self.call.ended:
+            return
         usage = self.usage
         self.call.finish(
             extract.message_usage(usage) if usage is not None else None,

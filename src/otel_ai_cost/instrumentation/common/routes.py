@@ -1,12 +1,18 @@
-"""Pieces every SDK route shares: reading the request, starting the call."""
+"""Pieces every SDK route shares: reading the request, knowing the client's endpoint, starting the call."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from otel_ai_cost.contract import GenAI
 from otel_ai_cost.telemetry.recorder import AttributeValue, Call, Recorder
+
+Site = tuple[str, str | None, int | None]  # provider, server.address, server.port
+
+# Per client: what its base URL says (parsed once, not per call). Weak, so clients are not kept alive.
+_sites: weakref.WeakKeyDictionary[Any, tuple[object, Site]] = weakref.WeakKeyDictionary()
 
 
 def request_body(options: Any) -> Mapping[str, Any]:
@@ -14,22 +20,27 @@ def request_body(options: Any) -> Mapping[str, Any]:
     return body if isinstance(body, Mapping) else {}
 
 
-def server_of(client: Any) -> tuple[str | None, int | None]:
+def site_of(client: Any, provider_of: Callable[[Any], str]) -> Site:
     url = client.base_url
-    return url.host or None, url.port
+    cached = _sites.get(client)
+    if cached is not None and cached[0] is url:  # the base URL can be reassigned on a client
+        return cached[1]
+    site = (provider_of(client), url.host or None, url.port)
+    _sites[client] = (url, site)
+    return site
 
 
 def start_call(
     recorder: Recorder,
     client: Any,
-    provider: str,
+    provider_of: Callable[[Any], str],
     operation: str,
     body: Mapping[str, Any],
     stream: bool,
     extra: Mapping[str, AttributeValue] | None = None,
 ) -> Call:
+    provider, address, port = site_of(client, provider_of)
     model = body.get("model")
-    address, port = server_of(client)
     attributes: dict[str, AttributeValue] = dict(extra) if extra else {}
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or body.get("max_output_tokens")
     if isinstance(max_tokens, int):
@@ -43,7 +54,6 @@ def start_call(
         stream=stream,
         request_attributes=attributes,
     )
-    messages = body.get("messages", body.get("input"))
-    if messages is not None:
-        call.capture_input(messages)
+    if call.captures_content:
+        call.capture_input(body.get("messages", body.get("input")))
     return call

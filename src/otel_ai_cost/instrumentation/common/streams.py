@@ -45,13 +45,17 @@ def observe_async_stream(stream: Any, observer: StreamObserver) -> Any:
 
 
 def _end_on_close(stream: Any, observer: StreamObserver, *, is_async: bool) -> None:
-    close = stream.close  # the bound method; shadowed on the instance only
+    # `close()` ends the span at once. The replacement holds the stream weakly: a strong reference from the
+    # stream's own __dict__ would make a cycle, leaving every stream (and its response) to the cycle collector.
+    close = type(stream).close
+    stream_ref = weakref.ref(stream)
 
     if is_async:
 
         async def aclose() -> None:
             try:
-                await close()
+                if (target := stream_ref()) is not None:
+                    await close(target)
             finally:
                 observer.on_end(False, None)
 
@@ -60,12 +64,14 @@ def _end_on_close(stream: Any, observer: StreamObserver, *, is_async: bool) -> N
 
         def sync_close() -> None:
             try:
-                close()
+                if (target := stream_ref()) is not None:
+                    close(target)
             finally:
                 observer.on_end(False, None)
 
         stream.__dict__["close"] = sync_close
-    # The callback holds the observer only, never the stream, or the stream could not be collected.
+    # Never read, or dropped mid-way: the span ends when the stream is collected. The callback holds the
+    # observer only, never the stream.
     weakref.finalize(stream, observer.on_end, False, None)
 
 

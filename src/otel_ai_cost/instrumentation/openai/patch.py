@@ -29,7 +29,7 @@ class ChatCompletionsRoute:
         tier = body.get("service_tier")
         if isinstance(tier, str):
             extra[GenAI.OPENAI_REQUEST_SERVICE_TIER] = tier
-        call = start_call(recorder, client, _provider(client), self.operation, body, stream, extra)
+        call = start_call(recorder, client, _provider, self.operation, body, stream, extra)
         injected = False
         if stream and self.inject_usage:
             stream_options = body.get("stream_options")
@@ -44,7 +44,8 @@ class ChatCompletionsRoute:
         return call, options
 
     def finish(self, call: Call, response: Any) -> None:
-        call.capture_output(extract.chat_output_messages(getattr(response, "choices", None)))
+        if call.captures_content:
+            call.capture_output(extract.chat_output_messages(getattr(response, "choices", None)))
         tier = extract.service_tier(response)
         call.finish(
             extract.chat_usage(getattr(response, "usage", None)),
@@ -90,6 +91,8 @@ class ChatStreamObserver:
         return True
 
     def on_end(self, completed: bool, error: BaseException | None) -> None:
+        if self.call.ended:
+            return
         self.call.finish(
             self.usage,
             response_model=self.model,
@@ -107,7 +110,7 @@ class ResponsesRoute:
 
     def start(self, recorder: Recorder, client: Any, options: Any, stream: bool) -> tuple[Call, Any]:
         body = request_body(options)
-        return start_call(recorder, client, _provider(client), self.operation, body, stream), options
+        return start_call(recorder, client, _provider, self.operation, body, stream), options
 
     def finish(self, call: Call, response: Any) -> None:
         _finish_response(call, response, error=None, partial=False)
@@ -120,7 +123,8 @@ def _finish_response(
     call: Call, response: Any, *, error: BaseException | None, partial: bool, error_type: str | None = None
 ) -> None:
     output = getattr(response, "output", None)
-    call.capture_output(getattr(response, "output_text", None) if output is not None else None)
+    if call.captures_content and output is not None:
+        call.capture_output(getattr(response, "output_text", None))
     tier = extract.service_tier(response)
     call.finish(
         extract.responses_usage(getattr(response, "usage", None), output),
@@ -156,6 +160,8 @@ class ResponsesStreamObserver:
         return True
 
     def on_end(self, completed: bool, error: BaseException | None) -> None:
+        if self.call.ended:
+            return
         response = self.last_response
         terminal = getattr(response, "status", None) in {"completed", "incomplete", "failed"}
         partial = not (completed and terminal) and error is None and self.error_type is None
@@ -170,7 +176,7 @@ class EmbeddingsRoute:
 
     def start(self, recorder: Recorder, client: Any, options: Any, stream: bool) -> tuple[Call, Any]:
         body = request_body(options)
-        return start_call(recorder, client, _provider(client), self.operation, body, stream), options
+        return start_call(recorder, client, _provider, self.operation, body, stream), options
 
     def finish(self, call: Call, response: Any) -> None:
         call.finish(

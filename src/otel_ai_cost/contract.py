@@ -238,3 +238,61 @@ class Env:
     INJECT_STREAM_USAGE = "OTEL_AI_COST_INJECT_STREAM_USAGE"  # "false" turns off include_usage injection
     ENVIRONMENT_FALLBACK = "ENVIRONMENT"  # the variable existing deployments already set
     CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+
+class Record:
+    """Field names of a ledger record (one per call): the SQLite columns, the DynamoDB attributes, the JSON of
+    the query API and the report's columns all use these."""
+
+    SCHEMA_VERSION = "schema_version"
+    TRACE_ID = "trace_id"
+    SPAN_ID = "span_id"
+    TIMESTAMP = "timestamp"  # call start, UTC, ISO 8601 with microseconds and "Z"
+    DAY = "day"  # YYYY-MM-DD (UTC)
+    ENVIRONMENT = "environment"
+    SERVICE = "service"
+    PROVIDER = "provider"
+    REQUEST_MODEL = "request_model"
+    RESPONSE_MODEL = "response_model"
+    OPERATION = "operation"
+    OPERATION_TYPE = "operation_type"
+    INPUT_TOKENS = "input_tokens"
+    OUTPUT_TOKENS = "output_tokens"
+    CACHE_READ_INPUT_TOKENS = "cache_read_input_tokens"
+    CACHE_WRITE_5M_INPUT_TOKENS = "cache_write_5m_input_tokens"
+    CACHE_WRITE_1H_INPUT_TOKENS = "cache_write_1h_input_tokens"
+    REASONING_OUTPUT_TOKENS = "reasoning_output_tokens"
+    WEB_SEARCH_REQUESTS = "web_search_requests"
+    AMOUNT = "amount"  # exact decimal string; absent when unpriced
+    CURRENCY = "currency"
+    COST_SOURCE = "cost_source"
+    PRICING_STATUS = "pricing_status"
+    PRICING_VERSION = "pricing_version"
+    PRICING_TIER = "pricing_tier"
+    DURATION_MS = "duration_ms"
+    OUTCOME = "outcome"
+    ERROR_TYPE = "error_type"
+    JOB_ID = "job_id"
+    BATCH_ID = "batch_id"
+    TEAM = "team"
+    USER_ID = "user_id"
+    TAGS = "tags"  # {key: value} from ai_cost.tag.*
+    CICD_PIPELINE_NAME = "cicd_pipeline_name"
+    CICD_RUN_ID = "cicd_run_id"
+    CICD_RUN_URL = "cicd_run_url"
+    CICD_TASK_NAME = "cicd_task_name"
+    VCS_REPOSITORY_URL = "vcs_repository_url"
+    VCS_REVISION = "vcs_revision"
+    VCS_REF_NAME = "vcs_ref_name"
+    VCS_CHANGE_ID = "vcs_change_id"
+    RECORD_SOURCE = "record_source"  # RecordSource
+    NOTE = "note"  # free text of a manual entry
+
+
+class RecordSource(str, Enum):
+    SPAN = "span"  # derived from a GenAI span
+    MANUAL = "manual"  # `otel-ai-cost record`
+    IMPORT = "import"  # `otel-ai-cost import usage.jsonl`
+
+
+RECORD_SCHEMA_VERSION = 1

@@ -1,0 +1,142 @@
+"""GenAI span -> ledger record. Pure: the in-process exporter and the ledger service (OTLP) both use it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from otel_ai_cost.contract import (
+    CURRENCY,
+    ERROR_TYPE,
+    Attribution,
+    Cost,
+    CostSource,
+    GenAI,
+    Outcome,
+    PricingStatus,
+    Resource,
+)
+from otel_ai_cost.ledger.record import LedgerRecord
+
+
+class InvalidSpan(ValueError):
+    """A span that claims to be a priced GenAI call but cannot be recorded as one (says what is wrong)."""
+
+
+def is_cost_span(attributes: Mapping[str, Any]) -> bool:
+    """Only our spans carry a pricing status; other spans (the anthropic SDK's own, HTTP, ...) are not calls to
+    record, so nothing is counted twice."""
+    return Cost.PRICING_STATUS in attributes
+
+
+def record_from_attributes(
+    *,
+    trace_id: str,
+    span_id: str,
+    start_time_ns: int,
+    end_time_ns: int,
+    resource: Mapping[str, Any],
+    attributes: Mapping[str, Any],
+) -> LedgerRecord:
+    """Builds the record of one cost span. Raises `InvalidSpan` with a precise reason."""
+    if len(trace_id) != 32 or len(span_id) != 16:
+        raise InvalidSpan(f"trace_id/span_id must be 32/16 hex digits, got {trace_id!r}/{span_id!r}")
+    if start_time_ns <= 0:
+        raise InvalidSpan("span has no start time")
+
+    def text(key: str, default: str = "") -> str:
+        value = attributes.get(key)
+        if value is None:
+            value = resource.get(key)
+        return default if value is None else str(value)
+
+    def count(key: str) -> int:
+        value = attributes.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidSpan(f"{key} must be a non-negative integer, got {value!r}")
+        return value
+
+    amount: Decimal | None = None
+    raw_amount = attributes.get(Cost.AMOUNT)
+    if raw_amount is not None:
+        try:
+            amount = Decimal(str(raw_amount))
+        except InvalidOperation:
+            raise InvalidSpan(f"{Cost.AMOUNT} is not a decimal: {raw_amount!r}") from None
+        if not amount.is_finite() or amount < 0:
+            raise InvalidSpan(f"{Cost.AMOUNT} must be a finite, non-negative decimal: {raw_amount!r}")
+
+    cache_write_5m = count(Cost.USAGE_CACHE_CREATION_5M_INPUT_TOKENS)
+    cache_write_1h = count(Cost.USAGE_CACHE_CREATION_1H_INPUT_TOKENS)
+    if not cache_write_5m and not cache_write_1h:
+        cache_write_5m = count(GenAI.USAGE_CACHE_CREATION_INPUT_TOKENS)  # no split known: the default TTL
+
+    error_type = text(ERROR_TYPE)
+    partial = attributes.get(Cost.USAGE_PARTIAL) is True
+    outcome = Outcome.ERROR if error_type else Outcome.PARTIAL if partial else Outcome.SUCCESS
+    tags = {
+        key[len(Attribution.TAG_PREFIX) :]: str(value)
+        for key, value in attributes.items()
+        if key.startswith(Attribution.TAG_PREFIX)
+    }
+    return LedgerRecord(
+        trace_id=trace_id.lower(),
+        span_id=span_id.lower(),
+        timestamp=datetime.fromtimestamp(start_time_ns / 1e9, tz=timezone.utc).replace(
+            microsecond=(start_time_ns // 1000) % 1_000_000
+        ),
+        environment=text(Resource.DEPLOYMENT_ENVIRONMENT_NAME, "development"),
+        service=text(Resource.SERVICE_NAME, "unknown_service"),
+        provider=text(GenAI.PROVIDER_NAME),
+        request_model=text(GenAI.REQUEST_MODEL),
+        response_model=text(GenAI.RESPONSE_MODEL),
+        operation=text(GenAI.OPERATION_NAME),
+        operation_type=text(Attribution.OPERATION_TYPE),
+        input_tokens=count(GenAI.USAGE_INPUT_TOKENS),
+        output_tokens=count(GenAI.USAGE_OUTPUT_TOKENS),
+        cache_read_input_tokens=count(GenAI.USAGE_CACHE_READ_INPUT_TOKENS),
+        cache_write_5m_input_tokens=cache_write_5m,
+        cache_write_1h_input_tokens=cache_write_1h,
+        reasoning_output_tokens=count(GenAI.USAGE_REASONING_OUTPUT_TOKENS),
+        web_search_requests=count(Cost.USAGE_WEB_SEARCH_REQUESTS),
+        amount=amount,
+        currency=text(Cost.CURRENCY, CURRENCY),
+        cost_source=text(Cost.SOURCE, CostSource.LOCAL.value),
+        pricing_status=text(Cost.PRICING_STATUS, PricingStatus.NO_USAGE.value),
+        pricing_version=text(Cost.PRICING_VERSION),
+        pricing_tier=text(Cost.PRICING_TIER),
+        duration_ms=max(0, end_time_ns - start_time_ns) / 1e6,
+        outcome=outcome.value,
+        error_type=error_type,
+        job_id=text(Attribution.JOB_ID),
+        batch_id=text(Attribution.BATCH_ID),
+        team=text(Attribution.TEAM),
+        user_id=text(Attribution.USER_ID),
+        tags=tags,
+        cicd_pipeline_name=text(Resource.CICD_PIPELINE_NAME),
+        cicd_run_id=text(Resource.CICD_PIPELINE_RUN_ID),
+        cicd_run_url=text(Resource.CICD_PIPELINE_RUN_URL_FULL),
+        cicd_task_name=text(Resource.CICD_PIPELINE_TASK_NAME),
+        vcs_repository_url=text(Resource.VCS_REPOSITORY_URL_FULL),
+        vcs_revision=text(Resource.VCS_REF_HEAD_REVISION),
+        vcs_ref_name=text(Resource.VCS_REF_HEAD_NAME),
+        vcs_change_id=text(Resource.VCS_CHANGE_ID),
+    )
+
+
+def record_from_span(span: Any) -> LedgerRecord | None:
+    """From an SDK `ReadableSpan`; None for spans that are not cost spans."""
+    attributes = span.attributes or {}
+    if not is_cost_span(attributes):
+        return None
+    context = span.get_span_context()
+    return record_from_attributes(
+        trace_id=format(context.trace_id, "032x"),
+        span_id=format(context.span_id, "016x"),
+        start_time_ns=span.start_time or 0,
+        end_time_ns=span.end_time or span.start_time or 0,
+        resource=span.resource.attributes if span.resource else {},
+        attributes=attributes,
+    )

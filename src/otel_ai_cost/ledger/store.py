@@ -1,0 +1,100 @@
+"""The small interface every ledger store implements, and the query it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Protocol
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take writes now (down, throttling beyond the retry budget). Nothing was lost: the caller
+    still holds the records and must retry (the ledger service answers 503 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    written: int  # new records
+    duplicates: int  # records whose identity was already stored (ignored, never counted twice)
+    retries: int = 0  # transient failures retried inside this write
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    """Filters; every one optional. Days are UTC and inclusive."""
+
+    start_day: date | None = None
+    end_day: date | None = None
+    environment: str | None = None
+    service: str | None = None
+    provider: str | None = None
+    model: str | None = None  # matches request_model or response_model
+    operation_type: str | None = None
+    team: str | None = None
+    job_id: str | None = None
+    batch_id: str | None = None
+    cicd_run_id: str | None = None
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Exact running totals of one period (a UTC day `YYYY-MM-DD` or month `YYYY-MM`)."""
+
+    period: str
+    environment: str
+    amount: Decimal
+    calls: int
+    unpriced_calls: int
+    by_provider_model: dict[tuple[str, str], Decimal]
+
+
+GROUP_BY_FIELDS = ("day", "month", "environment", "service", "provider", "model", "operation", "operation_type",
+                   "team", "job_id", "batch_id", "cicd_run_id")  # fmt: skip  # "model" = response model, else request
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateRow:
+    """One group of a report: exact sums over the records that share `group`'s values."""
+
+    group: tuple[tuple[str, str], ...]  # ((field, value), ...) in the order asked
+    amount: Decimal  # priced records only
+    calls: int
+    unpriced_calls: int  # calls with usage but no price: their cost is unknown, never zero
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_write_input_tokens: int  # 5m + 1h
+    reasoning_output_tokens: int
+
+
+class LedgerStore(Protocol):
+    """Idempotent on (trace_id, span_id); a query for one environment never returns another's records."""
+
+    def write(self, records: Sequence[LedgerRecord]) -> WriteResult:
+        """Stores the records; retries transient failures with bounded backoff, then raises StoreUnavailable."""
+        ...
+
+    def query(self, query: UsageQuery) -> Iterator[LedgerRecord]:
+        """Matching records, oldest first."""
+        ...
+
+    def aggregate(self, query: UsageQuery, group_by: Sequence[str]) -> list[AggregateRow]:
+        """Sums per group (fields from GROUP_BY_FIELDS), computed by the store (SQL GROUP BY, not a Python loop
+        over records: a report over a million records must stay under 2 s)."""
+        ...
+
+    def totals(self, environment: str, period: str) -> Totals:
+        """Running totals for a day ('2026-11-22') or a month ('2026-11'), without scanning records."""
+        ...
+
+    def close(self) -> None: ...
+
+
+from otel_ai_cost.ledger.record import LedgerRecord  # noqa: E402  (for the annotations above)

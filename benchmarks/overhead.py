@@ -47,12 +47,17 @@ from typing import Any
 import anthropic
 import httpx2
 import openai
+import openai._base_client
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
+from wrapt import wrap_function_wrapper
 
 import otel_ai_cost
 
@@ -252,6 +257,31 @@ def make_telemetry() -> Telemetry:
     return Telemetry(tracer_provider, meter_provider, reader, processor, exporter)
 
 
+# What one of our chat spans carries (as of this benchmark): set at start, then at the end.
+BARE_START_ATTRIBUTES = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "server.address": "api.openai.com",
+    "gen_ai.request.max_tokens": 200,
+}
+BARE_END_ATTRIBUTES = {
+    "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+    "gen_ai.response.id": "chatcmpl-bench",
+    "gen_ai.response.finish_reasons": ["stop"],
+    "gen_ai.usage.input_tokens": 100,
+    "gen_ai.usage.output_tokens": 20,
+    "ai_cost.pricing.version": "genai-prices-0.2.3+catalog-2026-11-22",
+    "ai_cost.pricing.tier": "standard",
+    "ai_cost.amount": "0.00002235",
+    "ai_cost.currency": "USD",
+    "ai_cost.source": "local",
+    "ai_cost.pricing.status": "priced",
+    "openai.response.service_tier": "default",
+    "gen_ai.usage.cache_read.input_tokens": 0,
+}
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Variants: what is instrumented, and the call made
 # --------------------------------------------------------------------------------------------------------------
@@ -340,6 +370,26 @@ def build(telemetry: Telemetry) -> Bench:
         assert official is not None
         official.uninstrument()
 
+    bare_tracer = tp.get_tracer("bench.bare_span")
+
+    def bare_span_wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        # The floor: one SDK span with the attributes our span carries, made current, and nothing else.
+        span = bare_tracer.start_span(f"chat {OPENAI_MODEL}", kind=SpanKind.CLIENT, attributes=BARE_START_ATTRIBUTES)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            result = wrapped(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+        span.set_attributes(BARE_END_ATTRIBUTES)
+        span.end()
+        return result
+
+    def bare_on() -> None:
+        wrap_function_wrapper(openai._base_client, "SyncAPIClient.request", bare_span_wrapper)
+
+    def bare_off() -> None:
+        unwrap(openai._base_client.SyncAPIClient, "request")
+
     oa = openai.OpenAI(api_key="sk-bench", http_client=httpx2.Client(transport=httpx2.MockTransport(_openai_handler)))
     an_off = anthropic.Anthropic(
         api_key="sk-ant-bench",
@@ -379,6 +429,7 @@ def build(telemetry: Telemetry) -> Bench:
         Variant("openai.baseline", openai_chat),
         Variant("openai.ours", openai_chat, ours_on, ours_off, ours=True),
         Variant("openai.official", openai_chat, official_on, official_off, official=True),
+        Variant("openai.bare_span", openai_chat, bare_on, bare_off),
         Variant("stream.baseline", openai_stream),
         Variant("stream.ours", openai_stream, ours_on, ours_off, ours=True),
         Variant("stream.official", openai_stream, official_on, official_off, official=True),
@@ -390,9 +441,15 @@ def build(telemetry: Telemetry) -> Bench:
     families = [
         Family(
             "openai",
-            [["openai.baseline", "openai.ours", "openai.official"]],
+            [["openai.baseline", "openai.ours", "openai.official", "openai.bare_span"]],
             [
                 Row("openai chat.completions.create: otel-ai-cost", "openai.ours", "openai.baseline", "ours"),
+                Row(
+                    "openai chat: one bare SDK span, our 18 attributes (floor)",
+                    "openai.bare_span",
+                    "openai.baseline",
+                    "extra",
+                ),
                 Row(
                     "openai chat.completions.create: official genai-openai",
                     "openai.official",

@@ -27,13 +27,24 @@ _NAMES = {
 }  # fmt: skip
 
 
+@pytest.fixture(scope="session")
+def _ledger_data_home(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("xdg-data-home"))
+
+
 @pytest.fixture(autouse=True)
-def neutral_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def neutral_environment(monkeypatch: pytest.MonkeyPatch, _ledger_data_home: str) -> Iterator[None]:
     """No CI, no deployment settings, default baggage allow-list: the suite may itself run under a CI system,
-    whose variables must not leak into what the tests expect."""
+    whose variables must not leak into what the tests expect.
+
+    The usage ledger is off (`OTEL_AI_COST_LEDGER=none`; the ledger tests turn it on with a file in `tmp_path`),
+    and its default location is a temporary directory (`XDG_DATA_HOME`), for subprocesses that drop `OTEL_*`
+    variables: the suite never writes into the user's home directory."""
     for name in list(os.environ):
         if name in _NAMES or name.startswith(_PREFIXES):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_AI_COST_LEDGER", "none")
+    monkeypatch.setenv("XDG_DATA_HOME", _ledger_data_home)
     set_baggage_keys(None)
     yield
     monkeypatch.undo()

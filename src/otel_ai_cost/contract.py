@@ -238,6 +238,8 @@ class Env:
     INJECT_STREAM_USAGE = "OTEL_AI_COST_INJECT_STREAM_USAGE"  # "false" turns off include_usage injection
     ENVIRONMENT_FALLBACK = "ENVIRONMENT"  # the variable existing deployments already set
     CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+    LEDGER = "OTEL_AI_COST_LEDGER"  # store URL (sqlite:///..., dynamodb://TABLE?...), or "none"
+    LEDGER_TOKEN = "OTEL_AI_COST_LEDGER_TOKEN"  # bearer token the ledger service requires
 
 
 class Record:

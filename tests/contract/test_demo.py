@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
 
 
-def test_demo_prints_each_calls_tokens_cost_and_attribution():
+def test_demo_prints_each_calls_tokens_cost_and_attribution(tmp_path):
     script = Path(sys.executable).with_name("otel-ai-cost")
-    result = subprocess.run([str(script), "demo"], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the demo's throwaway ledger goes here
+    result = subprocess.run([str(script), "demo"], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     lines = {line.split("  ")[0].strip(): line for line in out.splitlines() if "  " in line}

@@ -15,11 +15,19 @@ def _register() -> None:
     # Each concern's commands live in their own module.
     from otel_ai_cost.cli.demo import demo
     from otel_ai_cost.cli.docs import docs
+    from otel_ai_cost.cli.ledger import ledger
     from otel_ai_cost.cli.prices import prices
+    from otel_ai_cost.cli.record import import_usage, record
+    from otel_ai_cost.cli.report import jobs, report
 
     main.add_command(demo)
     main.add_command(docs)
+    main.add_command(ledger)
     main.add_command(prices)
+    main.add_command(report)
+    main.add_command(jobs)
+    main.add_command(record)
+    main.add_command(import_usage)
 
 
 _register()

@@ -3,6 +3,10 @@
 No API key and no network: the `openai` and `anthropic` clients talk HTTP to `otel_ai_cost.stand_in`, which
 answers with the providers' own response shapes. What is printed is read back from the spans and metrics the
 instrumentation produced, exactly as an exporter would ship them.
+
+The calls are also written through the in-process ledger exporter into a usage ledger (by default a fresh SQLite
+file in a temporary directory, whose path is printed; `--ledger URL` to choose), and the demo ends with the
+ledger's report: the whole chain, call -> span -> ledger record -> report, on a fresh machine.
 """
 
 from __future__ import annotations
@@ -94,8 +98,15 @@ def _calls(server: Any, openai_client: Any, anthropic_client: Any) -> list[Step]
 
 
 @click.command()
-def demo() -> None:
-    """Make real SDK calls against a local stand-in provider and print each call's tokens, cost and attribution."""
+@click.option(
+    "--ledger",
+    metavar="URL",
+    help="Ledger to record the calls into, e.g. sqlite:///tmp/demo.db (default: a fresh SQLite file in a "
+    "temporary directory).",
+)
+def demo(ledger: str | None) -> None:
+    """Make real SDK calls against a local stand-in provider and print each call's tokens, cost and attribution,
+    then the usage ledger's report of them."""
     import anthropic
     import openai
     from opentelemetry.sdk.metrics import MeterProvider
@@ -108,6 +119,7 @@ def demo() -> None:
     import otel_ai_cost
     from otel_ai_cost.attribution import detect_resource_attributes
     from otel_ai_cost.contract import INSTRUMENTATION_SCOPE
+    from otel_ai_cost.instrument_api import attach_ledger
     from otel_ai_cost.stand_in import StandInServer
 
     resource = SdkResource.create({"service.name": "otel-ai-cost-demo", **detect_resource_attributes()})
@@ -116,6 +128,8 @@ def demo() -> None:
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader], resource=resource)
+    store, ledger_url = _open_ledger(ledger)
+    attach_ledger(tracer_provider, store=store)  # the in-process exporter, as instrument() wires it by default
     otel_ai_cost.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
     env = resource.attributes.get(Resource.DEPLOYMENT_ENVIRONMENT_NAME)
@@ -140,6 +154,7 @@ def demo() -> None:
                         if span.instrumentation_scope and span.instrumentation_scope.name == INSTRUMENTATION_SCOPE:
                             attributes = span.attributes or {}
                             click.echo(_row(label, attributes))
+        tracer_provider.force_flush()  # the ledger exporter's batch processor writes what it holds
     finally:
         otel_ai_cost.uninstrument()
 
@@ -149,8 +164,42 @@ def demo() -> None:
     click.echo(f"\n{SPEND.prometheus_name} by provider/model (what Prometheus would scrape):")
     for labels, value in _spend(reader):
         click.echo(f"  {labels[GenAI.PROVIDER_NAME]:<10} {labels[GenAI.REQUEST_MODEL]:<22} {value:.8f}")
+    _print_report(store, ledger_url, str(env))
     meter_provider.shutdown()
-    tracer_provider.shutdown()
+    tracer_provider.shutdown()  # closes the ledger
+
+
+def _open_ledger(url: str | None) -> tuple[Any, str]:
+    import tempfile
+    from pathlib import Path
+
+    from otel_ai_cost.ledger.open_store import LedgerConfigError, open_store
+    from otel_ai_cost.ledger.store import StoreUnavailable
+
+    if url is None:  # a fresh file per run, so the report shows this run's calls only
+        url = "sqlite://" + str(Path(tempfile.mkdtemp(prefix="otel-ai-cost-demo-")) / "usage.db")
+    try:
+        return open_store(url, origin="--ledger"), url
+    except (LedgerConfigError, StoreUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _print_report(store: Any, url: str, environment: str) -> None:
+    """The ledger's report of today's calls in the demo's environment, read back from the store."""
+    from datetime import datetime, timezone
+
+    from otel_ai_cost.ledger.report import render_report
+    from otel_ai_cost.ledger.store import UsageQuery
+
+    today = datetime.now(timezone.utc).date()
+    query = UsageQuery(start_day=today, end_day=today, environment=environment, service="otel-ai-cost-demo")
+    group_by = ["provider", "model"]
+    rows = store.aggregate(query, group_by)
+    unpriced = [(dict(r.group)["provider"], dict(r.group)["model"], r.unpriced_calls) for r in rows if r.unpriced_calls]
+    click.echo(f"\nusage ledger {url}: today's calls, by provider and model (`otel-ai-cost report`):")
+    click.echo(render_report(rows, group_by, "table", unpriced_models=unpriced))
+    click.echo(f"\nmore: otel-ai-cost report --ledger {url} --by day,operation_type,team")
+    click.echo(f"      otel-ai-cost jobs show demo-job-1 --ledger {url}")
 
 
 def _row(label: str, a: Any) -> str:

@@ -133,6 +133,9 @@ def render() -> str:
         f"| `{c.Env.INJECT_STREAM_USAGE}` | `false` stops asking OpenAI streams for their usage chunk |",
         f"| `{c.Env.ENVIRONMENT_FALLBACK}` | deployment environment when `OTEL_RESOURCE_ATTRIBUTES` has none |",
         f"| `{c.Env.CAPTURE_MESSAGE_CONTENT}` | `true` records prompts and completions (off by default) |",
+        f"| `{c.Env.LEDGER}` | ledger store URL: `sqlite:///path/usage.db` (default: "
+        "`~/.local/share/otel-ai-cost/usage.db`), `dynamodb://TABLE?region=...`, or `none` |",
+        f"| `{c.Env.LEDGER_TOKEN}` | bearer token the ledger service requires (`otel-ai-cost ledger serve`) |",
         "",
     ]
     return "\n".join(out)

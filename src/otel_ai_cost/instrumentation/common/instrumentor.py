@@ -31,8 +31,12 @@ class SdkCostInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         base_client = importlib.import_module(f"{self.sdk_module}._base_client")
+        # The usage ledger, wired here too so that `opentelemetry-instrument` (which loads this instrumentor by
+        # entry point, without `instrument()`) gets it; idempotent. Lazy import: instrument_api imports this module.
+        from otel_ai_cost.instrument_api import attach_ledger
+
         recorder = Recorder(
-            tracer_provider=kwargs.get("tracer_provider"),
+            tracer_provider=attach_ledger(kwargs.get("tracer_provider"), owner=self.sdk_module),
             meter_provider=kwargs.get("meter_provider"),
             catalog=kwargs.get("price_catalog"),
         )
@@ -41,6 +45,9 @@ class SdkCostInstrumentor(BaseInstrumentor):
         wrap_function_wrapper(base_client, "AsyncAPIClient.request", async_request_wrapper(recorder, adapter))
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        from otel_ai_cost.instrument_api import detach_ledger
+
         base_client = importlib.import_module(f"{self.sdk_module}._base_client")
         unwrap(base_client.SyncAPIClient, "request")
         unwrap(base_client.AsyncAPIClient, "request")
+        detach_ledger(self.sdk_module)

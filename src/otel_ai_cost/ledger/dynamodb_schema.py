@@ -1,0 +1,293 @@
+"""The DynamoDB single-table design of the ledger: keys, indexes, the table definition and the item codec.
+
+Everything about *where* an item lives is here, so `docs/ledger.md` and the store cannot drift apart; the store
+(`dynamodb_store.py`) only decides *when* to read and write. Kinds of item in the one table:
+
+| item          | PK                                  | SK                     | GSI keys            |
+|---------------|-------------------------------------|------------------------|---------------------|
+| record        | `ENV#{env}#TRACE#{trace_id}`        | `SPAN#{span_id}`       | GSI1PK..GSI6PK, GSISK |
+| running total | `ENV#{env}#TOTAL#{period}#S{shard}` | `ALL` / `PM#{provider}#{model}` | none       |
+| environment   | `ENVIRONMENTS`                      | `ENV#{env}`            | none                |
+
+The record's primary key is its identity (the environment is a function of the span, so it adds nothing to the
+identity but keeps the partition environment-scoped). Every GSI partition key is `ENV#{env}#...#S{shard}`: the
+environment first (isolation), the write shard last (no hot partition). Free-text parts of keys are escaped so
+that `#` is always a separator, which makes the environment of any key unambiguous.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from otel_ai_cost.contract import Record
+from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
+
+PK = "PK"
+SK = "SK"
+GSI_SK = "GSISK"  # the sort key of every GSI: "{timestamp}#{trace_id}#{span_id}", so index order is time order
+EXPIRES_AT = "expires_at"  # the TTL attribute (epoch seconds); only record items carry it
+
+REGISTRY_PK = "ENVIRONMENTS"
+TOTAL_ALL_SK = "ALL"
+
+# DynamoDB: 100 actions per TransactWriteItems, 25 requests per BatchWriteItem, 38 significant digits per Number.
+MAX_TRANSACTION_ACTIONS = 100
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+MAX_BATCH_WRITE = 25
+MAX_NUMBER_DIGITS = 38
+MAX_ITEM_BYTES = 400 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A GSI: its name, its partition-key attribute, and the key kind written between env and shard."""
+
+    name: str
+    attribute: str
+    kind: str  # "" for the environment-wide index
+    purpose: str
+
+
+ENV_TIME = Index("env-time", "GSI1PK", "", "records of an environment by time (day ranges)")
+MODEL_TIME = Index("model-time", "GSI2PK", "MODEL", "by model (the response model, else the request model)")
+REQUEST_MODEL_TIME = Index(
+    "request-model-time", "GSI3PK", "REQMODEL", "by request model, only when it differs from the response model"
+)
+JOB_TIME = Index("job-time", "GSI4PK", "JOB", "by job id")
+BATCH_TIME = Index("batch-time", "GSI5PK", "BATCH", "by batch id")
+CI_RUN_TIME = Index("ci-run-time", "GSI6PK", "CIRUN", "by CI pipeline run id")
+INDEXES: tuple[Index, ...] = (ENV_TIME, MODEL_TIME, REQUEST_MODEL_TIME, JOB_TIME, BATCH_TIME, CI_RUN_TIME)
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+class InvalidRecord(ValueError):
+    """A record DynamoDB cannot store as it is (says which record and why); nothing of the batch was written."""
+
+
+def escape(value: str) -> str:
+    """Makes `#` a pure separator in keys: `%` -> `%25`, `#` -> `%23` (reversible, and a no-op for usual names)."""
+    return value.replace("%", "%25").replace("#", "%23")
+
+
+def shard_of(trace_id: str, span_id: str, shards: int) -> int:
+    """The write shard of a record: stable across processes and versions (CRC-32, not Python's salted hash)."""
+    return zlib.crc32(f"{trace_id}{span_id}".encode()) % shards
+
+
+# ---------------------------------------------------------------------------------------------------------- keys
+
+
+def record_key(environment: str, trace_id: str, span_id: str) -> dict[str, dict[str, str]]:
+    return {PK: {"S": trace_partition(environment, trace_id)}, SK: {"S": f"SPAN#{span_id}"}}
+
+
+def trace_partition(environment: str, trace_id: str) -> str:
+    return f"ENV#{escape(environment)}#TRACE#{trace_id}"
+
+
+def index_partition(index: Index, environment: str, value: str, shard: int) -> str:
+    """The partition-key value of `index` for one environment, key value and shard."""
+    middle = f"#{index.kind}#{escape(value)}" if index.kind else ""
+    return f"ENV#{escape(environment)}{middle}#S{shard}"
+
+
+def time_sort_key(record: LedgerRecord) -> str:
+    return f"{format_timestamp(record.timestamp)}#{record.trace_id}#{record.span_id}"
+
+
+def time_bounds(start_day: date | str | None, end_day: date | str | None) -> tuple[str | None, str | None]:
+    """Inclusive GSISK bounds for UTC days: `2026-11-01T` .. `2026-11-30T~` (`~` sorts after every digit)."""
+    low = f"{_day_text(start_day)}T" if start_day is not None else None
+    high = f"{_day_text(end_day)}T~" if end_day is not None else None
+    return low, high
+
+
+def index_values(record: LedgerRecord) -> dict[Index, str]:
+    """The GSIs a record appears in, with its key value in each (sparse: empty attribution = not indexed)."""
+    model = record.response_model or record.request_model
+    values: dict[Index, str] = {ENV_TIME: ""}
+    if model:
+        values[MODEL_TIME] = model
+    if record.request_model and record.request_model != model:
+        values[REQUEST_MODEL_TIME] = record.request_model
+    if record.job_id:
+        values[JOB_TIME] = record.job_id
+    if record.batch_id:
+        values[BATCH_TIME] = record.batch_id
+    if record.cicd_run_id:
+        values[CI_RUN_TIME] = record.cicd_run_id
+    return values
+
+
+def totals_partition(environment: str, period: str, shard: int) -> str:
+    """Running totals of one environment and period (`YYYY-MM-DD` or `YYYY-MM`), one partition per shard."""
+    return f"ENV#{escape(environment)}#TOTAL#{period}#S{shard}"
+
+
+def totals_model_sort_key(provider: str, model: str) -> str:
+    return f"PM#{escape(provider)}#{escape(model)}"
+
+
+def registry_key(environment: str) -> dict[str, dict[str, str]]:
+    return {PK: {"S": REGISTRY_PK}, SK: {"S": f"ENV#{escape(environment)}"}}
+
+
+def is_period(period: str) -> bool:
+    return bool(_DAY.match(period) or _MONTH.match(period))
+
+
+def _day_text(value: date | str) -> str:
+    text = value if isinstance(value, str) else value.strftime("%Y-%m-%d")
+    if not _DAY.match(text):
+        raise ValueError(f"a day is YYYY-MM-DD, got {text!r}")
+    return text
+
+
+# ------------------------------------------------------------------------------------------------------- table
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """`CreateTable` arguments: on-demand billing, every GSI projecting ALL (a query never needs a second read)."""
+    key_attributes = [PK, SK, GSI_SK, *(index.attribute for index in INDEXES)]
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in key_attributes],
+        "KeySchema": [{"AttributeName": PK, "KeyType": "HASH"}, {"AttributeName": SK, "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": index.attribute, "KeyType": "HASH"},
+                    {"AttributeName": GSI_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in INDEXES
+        ],
+    }
+
+
+# ------------------------------------------------------------------------------------------------- item codec
+
+_INT_FIELDS = frozenset(
+    {
+        Record.SCHEMA_VERSION, Record.INPUT_TOKENS, Record.OUTPUT_TOKENS, Record.CACHE_READ_INPUT_TOKENS,
+        Record.CACHE_WRITE_5M_INPUT_TOKENS, Record.CACHE_WRITE_1H_INPUT_TOKENS, Record.REASONING_OUTPUT_TOKENS,
+        Record.WEB_SEARCH_REQUESTS,
+    }
+)  # fmt: skip
+_FIELD_NAMES = tuple(f.name for f in fields(LedgerRecord))
+
+
+def validate(record: LedgerRecord) -> None:
+    """Raises `InvalidRecord` for what DynamoDB would reject or what would break the key design."""
+    where = f"record {record.trace_id}/{record.span_id}"
+    if len(record.trace_id) != 32 or not _HEX.match(record.trace_id):
+        raise InvalidRecord(f"{where}: trace_id must be 32 lowercase hex digits")
+    if len(record.span_id) != 16 or not _HEX.match(record.span_id):
+        raise InvalidRecord(f"{where}: span_id must be 16 lowercase hex digits")
+    if not record.environment:
+        raise InvalidRecord(f"{where}: environment is empty")
+    if record.timestamp.tzinfo is None:
+        raise InvalidRecord(f"{where}: timestamp must be timezone-aware")
+    if record.amount is not None:
+        number_text(record.amount, where=f"{where}: amount")
+    duration = record.duration_ms
+    if duration != duration or duration in (float("inf"), float("-inf")) or (duration and abs(duration) < 1e-120):
+        raise InvalidRecord(f"{where}: duration_ms must be finite (and 0 or at least 1e-120)")
+    for key, value in record.tags.items():
+        if not isinstance(key, str) or not isinstance(value, str) or not key:
+            raise InvalidRecord(f"{where}: tags must map non-empty strings to strings")
+
+
+def number_text(value: Decimal, *, where: str = "number") -> str:
+    """A Decimal as DynamoDB Number text, exactly (plain notation); refuses what DynamoDB would round or reject."""
+    if not value.is_finite():
+        raise InvalidRecord(f"{where} must be finite, got {value}")
+    # Significant digits of the exact value (not `normalize()`, which would round to the context's precision).
+    digits = len("".join(map(str, value.as_tuple().digits)).strip("0")) or 1
+    if digits > MAX_NUMBER_DIGITS:
+        raise InvalidRecord(f"{where} has {digits} significant digits; DynamoDB keeps {MAX_NUMBER_DIGITS}")
+    if value and not (Decimal("1E-130") <= abs(value) < Decimal("1E+126")):
+        raise InvalidRecord(f"{where} is outside DynamoDB's range (1E-130 .. 9.99E+125)")
+    return format(value, "f")
+
+
+def record_item(record: LedgerRecord, *, shard: int, expires_at: int | None) -> dict[str, Any]:
+    """The record as a low-level DynamoDB item (explicit `{"S": ...}`/`{"N": ...}`: no float ever, no rounding).
+
+    Fields equal to "" (and empty tags, and a missing amount) are left out: they cost write units and `from_dict`
+    restores them as defaults. Numbers are always written.
+    """
+    item: dict[str, Any] = record_key(record.environment, record.trace_id, record.span_id)
+    sort_key = time_sort_key(record)
+    item[GSI_SK] = {"S": sort_key}
+    for index, value in index_values(record).items():
+        item[index.attribute] = {"S": index_partition(index, record.environment, value, shard)}
+    for name in _FIELD_NAMES:
+        value = getattr(record, name)
+        if name == Record.TIMESTAMP:
+            item[name] = {"S": format_timestamp(value)}
+        elif name == Record.AMOUNT:
+            if value is not None:
+                item[name] = {"N": number_text(value)}
+        elif name == Record.DURATION_MS:
+            item[name] = {"N": format(Decimal(repr(float(value))), "f")}
+        elif name in _INT_FIELDS:
+            item[name] = {"N": str(int(value))}
+        elif name == Record.TAGS:
+            if value:
+                item[name] = {"M": {k: {"S": v} for k, v in value.items()}}
+        elif value != "":
+            item[name] = {"S": str(value)}
+    if expires_at is not None:
+        item[EXPIRES_AT] = {"N": str(expires_at)}
+    return item
+
+
+def record_from_item(item: Mapping[str, Any]) -> LedgerRecord:
+    """Inverse of `record_item` (key and TTL attributes are ignored)."""
+    values: dict[str, Any] = {}
+    for name in _FIELD_NAMES:
+        attribute = item.get(name)
+        if attribute is None:
+            continue
+        if name == Record.TAGS:
+            values[name] = {k: v["S"] for k, v in attribute["M"].items()}
+        elif name == Record.AMOUNT:
+            values[name] = Decimal(attribute["N"])  # Decimal(text) is exact whatever the context precision
+        elif name == Record.DURATION_MS:
+            values[name] = float(attribute["N"])
+        elif name in _INT_FIELDS:
+            values[name] = int(attribute["N"])
+        else:
+            values[name] = attribute["S"]
+    values[Record.TIMESTAMP] = parse_timestamp(values[Record.TIMESTAMP])
+    return LedgerRecord(**values)
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """DynamoDB's size of an item in bytes (names + values; numbers approximated from their digits), for capacity
+    arithmetic and for keeping transactions under 4 MB."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    ((kind, payload),) = value.items()
+    if kind == "S":
+        return len(payload.encode())
+    if kind == "N":
+        return (len(payload.replace("-", "").replace(".", "").lstrip("0")) + 1) // 2 + 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in payload.items())
+    return len(str(payload))

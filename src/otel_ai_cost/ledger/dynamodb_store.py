@@ -1,0 +1,978 @@
+"""The DynamoDB ledger store: one table, environment-scoped partitions, sharded writes, exact running totals.
+
+```python
+from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore, init_table
+
+print(init_table("dynamodb://ai-usage-metrics?region=eu-west-1"))       # what `otel-ai-cost ledger init` does
+store = DynamoDBStore.from_url("dynamodb://ai-usage-metrics?region=eu-west-1&shards=16&ttl_days=production:400,*:90")
+store.write(records)                  # WriteResult(written=..., duplicates=..., retries=...)
+store.totals("production", "2026-11") # running totals: N small reads, no scan
+```
+
+**Writes.** Records go in `TransactWriteItems` of up to `records_per_transaction` records: one conditional `Put`
+per record (`attribute_not_exists(PK)`: the key is the record's identity) and one `Update ... ADD` per running-total
+item the group touches, the deltas of the group's records merged per item. A record already stored fails its
+condition, the transaction is cancelled with a `ConditionalCheckFailed` reason at that record's position, and the
+store counts it as a duplicate and re-sends the rest: totals are only ever added together with a new record.
+
+**Reads.** `query()` reads one GSI (or, by trace id, the table) with `Query`, fanning out over the write shards
+and merging the shards' time-ordered pages; never a `Scan`. `aggregate()` groups those records in Python (DynamoDB
+has no GROUP BY). `totals()` reads the running-total items of one period: one `Query` per shard.
+
+The key design is in `dynamodb_schema.py`, the retry rules in `dynamodb_retry.py`, the reasoning in docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+import calendar
+import heapq
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from otel_ai_cost.contract import PricingStatus
+from otel_ai_cost.ledger import dynamodb_retry as retry
+from otel_ai_cost.ledger.dynamodb_schema import (
+    BATCH_TIME,
+    CI_RUN_TIME,
+    ENV_TIME,
+    EXPIRES_AT,
+    GSI_SK,
+    INDEXES,
+    JOB_TIME,
+    MAX_ITEM_BYTES,
+    MAX_TRANSACTION_ACTIONS,
+    MAX_TRANSACTION_BYTES,
+    MODEL_TIME,
+    PK,
+    REGISTRY_PK,
+    REQUEST_MODEL_TIME,
+    SK,
+    TOTAL_ALL_SK,
+    Index,
+    InvalidRecord,
+    index_partition,
+    is_period,
+    item_size,
+    number_text,
+    record_from_item,
+    record_item,
+    registry_key,
+    shard_of,
+    table_definition,
+    time_bounds,
+    totals_model_sort_key,
+    totals_partition,
+    trace_partition,
+    validate,
+)
+from otel_ai_cost.ledger.record import LedgerRecord
+from otel_ai_cost.ledger.store import GROUP_BY_FIELDS, AggregateRow, StoreUnavailable, Totals, UsageQuery, WriteResult
+
+__all__ = [
+    "DEFAULT_SHARDS",
+    "DynamoDBSettings",
+    "DynamoDBStore",
+    "InvalidRecord",
+    "Retention",
+    "SchemaMismatch",
+    "init_table",
+    "parse_url",
+]
+
+DEFAULT_SHARDS = 16  # ~4,000 records/s per environment-day before a totals partition nears 1,000 WCU/s
+MAX_SHARDS = 100
+DEFAULT_RECORDS_PER_TRANSACTION = 25
+TTL_NEVER = 0  # `ttl_days=development:0`: records of that environment never expire
+
+# Sums of money: enough precision that nothing we add can round, and a trap if it ever would.
+EXACT = Context(prec=200, traps=[InvalidOperation, Overflow, Inexact, Rounded])
+
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+_URL_PARAMETERS = ("region", "endpoint_url", "shards", "ttl_days", "records_per_tx")
+_TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+    "reasoning_output_tokens",
+)
+
+
+class SchemaMismatch(RuntimeError):
+    """The table exists but does not have the ledger's key schema or indexes (says what differs)."""
+
+
+# --------------------------------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """TTL per environment, in days from the record's timestamp; `default_days` for the others (None: never)."""
+
+    by_environment: Mapping[str, int] = field(default_factory=dict)
+    default_days: int | None = None
+
+    def days(self, environment: str) -> int | None:
+        days = self.by_environment.get(environment, self.default_days)
+        return None if days in (None, TTL_NEVER) else days
+
+    def expires_at(self, record: LedgerRecord) -> int | None:
+        days = self.days(record.environment)
+        return None if days is None else int(record.timestamp.timestamp()) + days * 86400
+
+    @classmethod
+    def parse(cls, text: str) -> Retention:
+        """`90` (every environment), or `production:400,development:30,*:90` (`*` = the others, 0 = never)."""
+        text = text.strip()
+        if re.fullmatch(r"\d+", text):
+            return cls({}, _days(text, "ttl_days"))
+        by_environment: dict[str, int] = {}
+        default: int | None = None
+        for part in text.split(","):
+            name, sep, value = part.strip().rpartition(":")
+            if not sep or not name:
+                raise ValueError(f"ttl_days: expected ENVIRONMENT:DAYS or *:DAYS, got {part.strip()!r}")
+            days = _days(value, f"ttl_days for {name}")
+            if name == "*":
+                default = days
+            elif name in by_environment:
+                raise ValueError(f"ttl_days: {name} given twice")
+            else:
+                by_environment[name] = days
+        return cls(by_environment, default)
+
+    def describe(self) -> str:
+        def text(days: int | None) -> str:
+            return "never expire" if days in (None, TTL_NEVER) else f"{days} days"
+
+        parts = [f"{env}: {text(days)}" for env, days in sorted(self.by_environment.items())]
+        parts.append(f"{'other environments' if parts else 'all environments'}: {text(self.default_days)}")
+        return "; ".join(parts)
+
+
+def _days(value: str, what: str) -> int:
+    if not re.fullmatch(r"\d+", value.strip()):
+        raise ValueError(f"{what}: expected a whole number of days, got {value!r}")
+    days = int(value)
+    if days > 36500:
+        raise ValueError(f"{what}: {days} days is more than 100 years; use 0 for 'never expire'")
+    return days
+
+
+@dataclass(frozen=True, slots=True)
+class DynamoDBSettings:
+    """What a `dynamodb://TABLE?...` URL says."""
+
+    table: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    shards: int = DEFAULT_SHARDS
+    retention: Retention = field(default_factory=Retention)
+    records_per_transaction: int = DEFAULT_RECORDS_PER_TRANSACTION
+
+
+def parse_url(url: str) -> DynamoDBSettings:
+    """Parses `dynamodb://TABLE?region=...&endpoint_url=...&shards=N&ttl_days=...&records_per_tx=N`.
+
+    Raises ValueError naming the offending part; unknown parameters are refused (a typo must not be ignored)."""
+    parts = urlsplit(url)
+    if parts.scheme != "dynamodb":
+        raise ValueError(f"not a dynamodb:// URL: {url!r}")
+    table = parts.netloc
+    if parts.path not in ("", "/") or parts.fragment:
+        raise ValueError(f"dynamodb URL: expected dynamodb://TABLE?..., got {url!r}")
+    if not _TABLE_NAME.match(table):
+        raise ValueError(f"dynamodb URL: table name {table!r} must be 3-255 characters of A-Z a-z 0-9 _ . -")
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as error:
+        raise ValueError(f"dynamodb URL: malformed query {parts.query!r}") from error
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in _URL_PARAMETERS:
+            raise ValueError(f"dynamodb URL: unknown parameter {name!r}; known: {', '.join(_URL_PARAMETERS)}")
+        if name in values:
+            raise ValueError(f"dynamodb URL: {name} given twice")
+        if not value:
+            raise ValueError(f"dynamodb URL: {name} is empty")
+        values[name] = value
+    endpoint = values.get("endpoint_url")
+    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ValueError(f"dynamodb URL: endpoint_url must be http:// or https://, got {endpoint!r}")
+    return DynamoDBSettings(
+        table=table,
+        region=values.get("region"),
+        endpoint_url=endpoint,
+        shards=_bounded_int(values.get("shards"), "shards", DEFAULT_SHARDS, 1, MAX_SHARDS),
+        retention=Retention.parse(values["ttl_days"]) if "ttl_days" in values else Retention(),
+        records_per_transaction=_bounded_int(
+            values.get("records_per_tx"), "records_per_tx", DEFAULT_RECORDS_PER_TRANSACTION, 1, 99
+        ),
+    )
+
+
+def _bounded_int(text: str | None, name: str, default: int, low: int, high: int) -> int:
+    if text is None:
+        return default
+    if not re.fullmatch(r"\d+", text) or not low <= int(text) <= high:
+        raise ValueError(f"dynamodb URL: {name} must be a whole number from {low} to {high}, got {text!r}")
+    return int(text)
+
+
+# ------------------------------------------------------------------------------------------------ write plans
+
+
+@dataclass(slots=True)
+class _Entry:
+    record: LedgerRecord
+    item: dict[str, Any]
+    size: int
+
+
+@dataclass(slots=True)
+class _Group:
+    """Records committed by one `TransactWriteItems`; their totals all go to the shard `totals_shard`."""
+
+    totals_shard: int
+    entries: list[_Entry] = field(default_factory=list)
+    totals_keys: set[tuple[str, str]] = field(default_factory=set)
+    size: int = 0
+
+
+@dataclass(slots=True)
+class _Delta:
+    """What one group adds to one running-total item."""
+
+    environment: str
+    period: str
+    provider_model: tuple[str, str] | None
+    amount: Decimal = Decimal(0)
+    calls: int = 0
+    unpriced_calls: int = 0
+    tokens: list[int] = field(default_factory=lambda: [0] * len(_TOKEN_FIELDS))
+
+    def add(self, record: LedgerRecord) -> None:
+        if record.amount is not None:
+            self.amount = EXACT.add(self.amount, record.amount)
+        self.calls += 1
+        self.unpriced_calls += record.pricing_status == PricingStatus.UNPRICED.value
+        for i, value in enumerate(_record_tokens(record)):
+            self.tokens[i] += value
+
+
+def _record_tokens(record: LedgerRecord) -> tuple[int, ...]:
+    return (
+        record.input_tokens,
+        record.output_tokens,
+        record.cache_read_input_tokens,
+        record.cache_write_5m_input_tokens + record.cache_write_1h_input_tokens,
+        record.reasoning_output_tokens,
+    )
+
+
+def _totals_targets(record: LedgerRecord, shard: int) -> list[tuple[tuple[str, str], str, str, tuple[str, str] | None]]:
+    """The four running-total items a record adds to: its day and month, overall and for its provider/model."""
+    model = record.response_model or record.request_model
+    targets = []
+    for period in (record.day, record.month):
+        pk = totals_partition(record.environment, period, shard)
+        targets.append(((pk, TOTAL_ALL_SK), record.environment, period, None))
+        targets.append(((pk, totals_model_sort_key(record.provider, model)), record.environment, period,
+                        (record.provider, model)))  # fmt: skip
+    return targets
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One partition to read: the table (index None) or a GSI, optionally a GSISK range."""
+
+    index: Index | None
+    partition: str
+    low: str | None = None
+    high: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- store
+
+
+class DynamoDBStore:
+    """A `LedgerStore` in one DynamoDB table (see the module documentation and docs/ledger.md)."""
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        shards: int = DEFAULT_SHARDS,
+        retention: Retention | None = None,
+        records_per_transaction: int = DEFAULT_RECORDS_PER_TRANSACTION,
+        retry_policy: retry.RetryPolicy | None = None,
+        client: Any = None,
+        read_workers: int = 16,
+    ) -> None:
+        if not 1 <= shards <= MAX_SHARDS:
+            raise ValueError(f"shards must be 1..{MAX_SHARDS}, got {shards}")
+        if not 1 <= records_per_transaction < MAX_TRANSACTION_ACTIONS:
+            raise ValueError(f"records_per_transaction must be 1..99, got {records_per_transaction}")
+        self.table = table
+        self.shards = shards
+        self.retention = retention or Retention()
+        self.records_per_transaction = records_per_transaction
+        self.retry_policy = retry_policy or retry.RetryPolicy()
+        self.endpoint_url = endpoint_url
+        if client is None:
+            import boto3  # imported here: the SQLite default must not pay for boto3
+
+            session = boto3.session.Session()
+            region = region or session.region_name
+            if not region:
+                raise ValueError("no AWS region: add ?region=... to the dynamodb:// URL or set AWS_REGION")
+            client = session.client(
+                "dynamodb",
+                region_name=region,
+                endpoint_url=endpoint_url,
+                config=retry.botocore_config(max_pool_connections=max(32, 2 * read_workers)),
+            )
+        self.client = client
+        self.region = region or client.meta.region_name
+        self._pool = ThreadPoolExecutor(max_workers=read_workers, thread_name_prefix="ledger-dynamodb")
+        self._registered: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> DynamoDBStore:
+        """A store from `dynamodb://TABLE?region=...&endpoint_url=...&shards=N&ttl_days=...&records_per_tx=N`;
+        keyword arguments override or complete it (`retry_policy=`, `client=`)."""
+        settings = parse_url(url)
+        arguments: dict[str, Any] = {
+            "region": settings.region,
+            "endpoint_url": settings.endpoint_url,
+            "shards": settings.shards,
+            "retention": settings.retention,
+            "records_per_transaction": settings.records_per_transaction,
+        }
+        arguments.update(overrides)
+        return cls(settings.table, **arguments)
+
+    def __repr__(self) -> str:
+        return f"DynamoDBStore(table={self.table!r}, region={self.region!r}, shards={self.shards})"
+
+    # ------------------------------------------------------------------------------------------------- table
+
+    def create_table(self) -> None:
+        """Creates the table (key schema, GSIs, on-demand billing), waits until it is active, and enables TTL."""
+        retry.call(self.retry_policy, "CreateTable", lambda: self.client.create_table(**table_definition(self.table)))
+        self.client.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+        self._enable_ttl()
+
+    def ensure_table(self) -> str:
+        """Creates the table if it is missing, checks its schema if it exists, makes sure TTL is on; returns a
+        human-readable summary. Raises `SchemaMismatch` when an existing table has other keys or indexes."""
+        created = False
+        try:
+            description = self.client.describe_table(TableName=self.table)["Table"]
+        except ClientError as error:
+            if retry.error_code(error) != "ResourceNotFoundException":
+                raise
+            try:
+                self.create_table()
+                created = True
+            except ClientError as race:
+                if retry.error_code(race) != "ResourceInUseException":  # another `ledger init` got there first
+                    raise
+            description = self.client.describe_table(TableName=self.table)["Table"]
+        if description.get("TableStatus") != "ACTIVE":
+            self.client.get_waiter("table_exists").wait(
+                TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 60}
+            )
+        self._check_schema(description)
+        ttl_enabled_now = self._enable_ttl()
+        return self._summary(description, created=created, ttl_enabled_now=ttl_enabled_now)
+
+    def _enable_ttl(self) -> bool:
+        """Turns TTL on for `expires_at` unless it already is (DynamoDB refuses to enable it twice)."""
+        status = self.client.describe_time_to_live(TableName=self.table)["TimeToLiveDescription"]
+        if status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and status.get("AttributeName") == EXPIRES_AT:
+            return False
+        if status.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            raise SchemaMismatch(
+                f"table {self.table} has TTL on attribute {status.get('AttributeName')!r}; "
+                f"the ledger uses {EXPIRES_AT!r}"
+            )
+        self.client.update_time_to_live(
+            TableName=self.table, TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT}
+        )
+        return True
+
+    def _check_schema(self, description: Mapping[str, Any]) -> None:
+        wanted = table_definition(self.table)
+        problems = []
+        if _keys(description.get("KeySchema", [])) != _keys(wanted["KeySchema"]):
+            problems.append(f"primary key is {_keys(description.get('KeySchema', []))}, expected PK/SK")
+        present = {gsi["IndexName"]: gsi for gsi in description.get("GlobalSecondaryIndexes", [])}
+        for gsi in wanted["GlobalSecondaryIndexes"]:
+            found = present.get(gsi["IndexName"])
+            if found is None:
+                problems.append(f"index {gsi['IndexName']} is missing")
+            elif _keys(found["KeySchema"]) != _keys(gsi["KeySchema"]):
+                problems.append(f"index {gsi['IndexName']} has keys {_keys(found['KeySchema'])}")
+            elif found.get("Projection", {}).get("ProjectionType") != "ALL":
+                problems.append(f"index {gsi['IndexName']} does not project ALL attributes")
+        if problems:
+            raise SchemaMismatch(f"table {self.table} is not a ledger table: " + "; ".join(problems))
+
+    def _summary(self, description: Mapping[str, Any], *, created: bool, ttl_enabled_now: bool) -> str:
+        billing = description.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+        where = f"region {self.region}" + (f", endpoint {self.endpoint_url}" if self.endpoint_url else "")
+        state = "created" if created else "already exists, schema checked"
+        lines = [
+            f"DynamoDB ledger table {self.table} ({where}): {state}",
+            f"  primary key: {PK} (HASH) + {SK} (RANGE); billing: {billing}",
+            *(
+                f"  GSI {index.name}: {index.attribute} (HASH) + {GSI_SK} (RANGE), projection ALL: {index.purpose}"
+                for index in INDEXES
+            ),
+            f"  TTL on {EXPIRES_AT}: {'enabled now' if ttl_enabled_now else 'enabled'}; "
+            f"retention: {self.retention.describe()}; running totals never expire",
+            f"  write shards: {self.shards}",
+        ]
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------------------------------------- write
+
+    def write(self, records: Sequence[LedgerRecord]) -> WriteResult:
+        """Stores the records, each exactly once, with their running totals in the same transactions.
+
+        All records are validated before anything is sent (`InvalidRecord`). On `StoreUnavailable` some groups
+        may already be stored: writing the same records again is safe (they count as duplicates)."""
+        self._check_open()
+        unique: dict[tuple[str, str], LedgerRecord] = {}
+        duplicates = 0
+        for record in records:
+            if record.key in unique:
+                duplicates += 1  # the same identity twice in one batch: the second is a duplicate
+            else:
+                unique[record.key] = record
+        entries = []
+        for record in unique.values():
+            validate(record)
+            item = record_item(
+                record,
+                shard=shard_of(record.trace_id, record.span_id, self.shards),
+                expires_at=self.retention.expires_at(record),
+            )
+            size = item_size(item)
+            if size > MAX_ITEM_BYTES:
+                raise InvalidRecord(
+                    f"record {record.trace_id}/{record.span_id} is {size} bytes; DynamoDB's limit is 400 KB"
+                )
+            entries.append(_Entry(record, item, size))
+        retries = self._register({entry.record.environment for entry in entries})
+        written = 0
+        for group in self._groups(entries):
+            group_written, group_duplicates, group_retries = self._commit(group)
+            written += group_written
+            duplicates += group_duplicates
+            retries += group_retries
+        return WriteResult(written=written, duplicates=duplicates, retries=retries)
+
+    def _groups(self, entries: Iterable[_Entry]) -> Iterator[_Group]:
+        """Greedy grouping: up to `records_per_transaction` records, 100 actions and ~3.5 MB per transaction.
+
+        Each group adds its totals to one shard chosen at random: any shard is correct (totals() sums them all),
+        and merging a group's deltas per total item makes 25 records cost a handful of updates instead of 100."""
+        group = self._new_group()
+        for entry in entries:
+            keys = {target[0] for target in _totals_targets(entry.record, group.totals_shard)}
+            actions = len(group.entries) + 1 + len(group.totals_keys | keys)
+            too_big = group.size + entry.size > MAX_TRANSACTION_BYTES * 7 // 8
+            if group.entries and (
+                len(group.entries) >= self.records_per_transaction or actions > MAX_TRANSACTION_ACTIONS or too_big
+            ):
+                yield group
+                group = self._new_group()
+                keys = {target[0] for target in _totals_targets(entry.record, group.totals_shard)}
+            group.entries.append(entry)
+            group.totals_keys |= keys
+            group.size += entry.size
+        if group.entries:
+            yield group
+
+    def _new_group(self) -> _Group:
+        return _Group(totals_shard=self.retry_policy.rng.randrange(self.shards))
+
+    def _transaction(self, entries: Sequence[_Entry], totals_shard: int) -> list[dict[str, Any]]:
+        """The actions: every Put first (so a cancellation reason's index is the entry's index), then the totals."""
+        actions: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "Item": entry.item, "ConditionExpression": "attribute_not_exists(PK)"}}
+            for entry in entries
+        ]
+        deltas: dict[tuple[str, str], _Delta] = {}
+        for entry in entries:
+            for key, environment, period, provider_model in _totals_targets(entry.record, totals_shard):
+                delta = deltas.get(key)
+                if delta is None:
+                    delta = deltas[key] = _Delta(environment, period, provider_model)
+                delta.add(entry.record)
+        for (pk, sk), delta in deltas.items():
+            actions.append({"Update": self._totals_update(pk, sk, delta)})
+        return actions
+
+    def _totals_update(self, pk: str, sk: str, delta: _Delta) -> dict[str, Any]:
+        names = {"#environment": "environment", "#period": "period", "#amount": "amount", "#calls": "calls",
+                 "#unpriced": "unpriced_calls"}  # fmt: skip
+        values: dict[str, Any] = {
+            ":environment": {"S": delta.environment},
+            ":period": {"S": delta.period},
+            ":amount": {"N": number_text(delta.amount, where="total amount")},
+            ":calls": {"N": str(delta.calls)},
+            ":unpriced": {"N": str(delta.unpriced_calls)},
+        }
+        sets = ["#environment = :environment", "#period = :period"]
+        adds = ["#amount :amount", "#calls :calls", "#unpriced :unpriced"]
+        if delta.provider_model is not None:
+            names.update({"#provider": "provider", "#model": "model"})
+            values.update({":provider": {"S": delta.provider_model[0]}, ":model": {"S": delta.provider_model[1]}})
+            sets += ["#provider = :provider", "#model = :model"]
+        for i, name in enumerate(_TOKEN_FIELDS):
+            names[f"#t{i}"] = name
+            values[f":t{i}"] = {"N": str(delta.tokens[i])}
+            adds.append(f"#t{i} :t{i}")
+        return {
+            "TableName": self.table,
+            "Key": {PK: {"S": pk}, SK: {"S": sk}},
+            "UpdateExpression": f"SET {', '.join(sets)} ADD {', '.join(adds)}",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _commit(self, group: _Group) -> tuple[int, int, int]:
+        """Commits one group; returns (written, duplicates, retries). See the module docs for the protocol."""
+        pending = list(group.entries)
+        duplicates = 0
+        backoff = self.retry_policy.start("TransactWriteItems")
+        botocore_retries = 0
+        # Reused when an attempt may have committed without us hearing it (a timeout, a 5xx, throttling after
+        # botocore's own retries): DynamoDB recognises the token for 10 minutes and does not apply it twice.
+        token = str(uuid.uuid4())
+        while pending:
+            actions = self._transaction(pending, group.totals_shard)
+            try:
+                response = self.client.transact_write_items(TransactItems=actions, ClientRequestToken=token)
+            except ClientError as error:
+                botocore_retries += retry.botocore_retries(error.response)
+                if retry.error_code(error) == "TransactionCanceledException":
+                    reasons = retry.cancellation_reasons(error)
+                    stored = {i for i, code in enumerate(reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
+                    if stored:
+                        duplicates += len(stored)
+                        pending = [entry for i, entry in enumerate(pending) if i not in stored]
+                        token = str(uuid.uuid4())  # different actions: a new token
+                        continue
+                    others = {code for code in reasons if code not in ("None", "")}
+                    if others <= retry.RETRYABLE_CANCELLATION_REASONS:  # empty: no reason given, treat as transient
+                        backoff.wait(f"transaction cancelled: {', '.join(sorted(others)) or 'no reason given'}")
+                        # Nothing was applied: move the totals to another shard, away from the writer we collided
+                        # with (or the hot partition), which makes these new actions with a new token.
+                        group.totals_shard = self.retry_policy.rng.randrange(self.shards)
+                        token = str(uuid.uuid4())
+                        continue
+                    raise RuntimeError(f"DynamoDB refused a ledger transaction: {', '.join(reasons)}") from error
+                problem = retry.unavailable(error, "TransactWriteItems", self.retry_policy)
+                if problem is not None:
+                    raise problem from error
+                if not retry.is_transient(error):
+                    raise
+                backoff.wait(retry.error_code(error))
+                continue
+            except BotoCoreError as error:
+                problem = retry.unavailable(error, "TransactWriteItems", self.retry_policy)
+                if problem is not None:
+                    raise problem from error
+                if not retry.is_transient(error):
+                    raise
+                backoff.wait(type(error).__name__)
+                continue
+            botocore_retries += retry.botocore_retries(response)
+            return len(pending), duplicates, backoff.retries + botocore_retries
+        return 0, duplicates, backoff.retries + botocore_retries
+
+    def _register(self, environments: Iterable[str]) -> int:
+        """Adds environments to the registry item (once per process), recording the largest shard count used:
+        queries without an environment list environments from it, and every query fans out over that many shards
+        (so lowering `shards` later never hides records written with more)."""
+        retries = 0
+        for environment in sorted(environments):
+            marker = (environment, self.shards)
+            with self._lock:
+                if marker in self._registered:
+                    continue
+
+            def register(environment: str = environment) -> dict[str, Any]:
+                try:
+                    return self.client.update_item(
+                        TableName=self.table,
+                        Key=registry_key(environment),
+                        UpdateExpression="SET #environment = :environment, #shards = :shards",
+                        ConditionExpression="attribute_not_exists(#shards) OR #shards < :shards",
+                        ExpressionAttributeNames={"#environment": "environment", "#shards": "shards"},
+                        ExpressionAttributeValues={
+                            ":environment": {"S": environment},
+                            ":shards": {"N": str(self.shards)},
+                        },
+                    )
+                except ClientError as error:
+                    if retry.error_code(error) == "ConditionalCheckFailedException":
+                        return {}  # already registered with as many shards or more
+                    raise
+
+            retries += retry.call(self.retry_policy, "UpdateItem (environment registry)", register)[1]
+            with self._lock:
+                self._registered.add(marker)
+        return retries
+
+    # -------------------------------------------------------------------------------------------------- read
+
+    def environments(self) -> dict[str, int]:
+        """Every environment ever written, with the largest shard count its records were written with."""
+        self._check_open()
+        items = self._drain(_Read(None, REGISTRY_PK))
+        return {item["environment"]["S"]: int(item["shards"]["N"]) for item in items}
+
+    def query(self, query: UsageQuery) -> Iterator[LedgerRecord]:
+        """Matching records, oldest first (ties by trace and span id), streamed page by page."""
+        self._check_open()
+        reads = self._plan(query)
+        # The first page of every partition is fetched in parallel now; later pages when the merge needs them.
+        streams = [self._stream(read) for read in reads]
+        return self._matching(heapq.merge(*streams, key=lambda item: item[GSI_SK]["S"]), query)
+
+    def aggregate(self, query: UsageQuery, group_by: Sequence[str]) -> list[AggregateRow]:
+        """Exact sums per group over the matching records, groups ordered by their values.
+
+        DynamoDB has no GROUP BY, so the records are read (every partition in parallel) and grouped here; for a
+        month's spend per environment or provider/model, `totals()` answers from the running totals instead."""
+        unknown = [name for name in group_by if name not in GROUP_BY_FIELDS]
+        if unknown:
+            raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUP_BY_FIELDS)}")
+        self._check_open()
+        groups: dict[tuple[str, ...], _Sums] = {}
+        items = (item for items in self._pool.map(self._drain, self._plan(query)) for item in items)
+        for record in self._matching(items, query):
+            key = tuple(_group_value(record, name) for name in group_by)
+            sums = groups.get(key)
+            if sums is None:
+                sums = groups[key] = _Sums()
+            sums.add(record)
+        return [groups[key].row(tuple(zip(group_by, key, strict=True))) for key in sorted(groups)]
+
+    def totals(self, environment: str, period: str) -> Totals:
+        """Running totals of an environment for a UTC day (`2026-11-22`) or month (`2026-11`): one strongly
+        consistent `Query` per shard over the few total items, summed exactly. No record is read."""
+        if not is_period(period):
+            raise ValueError(f"a period is a day YYYY-MM-DD or a month YYYY-MM, got {period!r}")
+        self._check_open()
+        shards = self._shards_of(environment)
+        reads = [_Read(None, totals_partition(environment, period, shard)) for shard in range(shards)]
+        amount, calls, unpriced = Decimal(0), 0, 0
+        by_provider_model: dict[tuple[str, str], Decimal] = {}
+        for items in self._pool.map(self._drain, reads):
+            for item in items:
+                value = Decimal(item["amount"]["N"])
+                if item[SK]["S"] == TOTAL_ALL_SK:
+                    amount = EXACT.add(amount, value)
+                    calls += int(item["calls"]["N"])
+                    unpriced += int(item["unpriced_calls"]["N"])
+                else:
+                    key = (item["provider"]["S"], item["model"]["S"])
+                    by_provider_model[key] = EXACT.add(by_provider_model.get(key, Decimal(0)), value)
+        return Totals(
+            period=period,
+            environment=environment,
+            amount=_plain(amount),
+            calls=calls,
+            unpriced_calls=unpriced,
+            by_provider_model={key: _plain(value) for key, value in sorted(by_provider_model.items())},
+        )
+
+    def _shards_of(self, environment: str) -> int:
+        """Shards to read for one environment: ours, or more if its records were ever written with more."""
+        response, _ = retry.call(
+            self.retry_policy,
+            "GetItem (environment registry)",
+            lambda: self.client.get_item(TableName=self.table, Key=registry_key(environment), ConsistentRead=True),
+        )
+        item = response.get("Item")
+        return max(self.shards, int(item["shards"]["N"])) if item else self.shards
+
+    def _plan(self, query: UsageQuery) -> list[_Read]:
+        """The partitions that hold every record the query can match: one index, every shard, every environment
+        asked for. Environments come from the key: a partition of another environment is never read."""
+        low, high = time_bounds(query.start_day, query.end_day)
+        if low is not None and high is not None and low > high:
+            return []  # an empty range (DynamoDB would refuse a BETWEEN with its bounds reversed)
+        if query.trace_id is not None and not _TRACE_ID.match(query.trace_id.lower()):
+            return []  # no stored record has such an id
+        registry = self.environments()
+        environments = [query.environment] if query.environment is not None else sorted(registry)
+        reads: list[_Read] = []
+        for environment in environments:
+            if environment not in registry:
+                continue  # never written: nothing to read
+            if query.trace_id is not None:
+                reads.append(_Read(None, trace_partition(environment, query.trace_id.lower())))
+                continue
+            shards = max(self.shards, registry[environment])
+            for index, value in _index_for(query):
+                reads += [
+                    _Read(index, index_partition(index, environment, value, shard), low, high)
+                    for shard in range(shards)
+                ]
+        return reads
+
+    def _stream(self, read: _Read) -> Iterator[dict[str, Any]]:
+        first = self._pool.submit(self._page, read, None)
+
+        def items() -> Iterator[dict[str, Any]]:
+            page, next_key = first.result()
+            if read.index is None:  # the table's trace partition is ordered by span id: put it in time order
+                while next_key is not None:
+                    more, next_key = self._page(read, next_key)
+                    page += more
+                page.sort(key=lambda item: item[GSI_SK]["S"])
+            yield from page
+            while next_key is not None:
+                page, next_key = self._page(read, next_key)
+                yield from page
+
+        return items()
+
+    def _drain(self, read: _Read) -> list[dict[str, Any]]:
+        items, next_key = self._page(read, None)
+        while next_key is not None:
+            more, next_key = self._page(read, next_key)
+            items += more
+        return items
+
+    def _page(self, read: _Read, start_key: dict[str, Any] | None) -> tuple[list[dict[str, Any]], Any]:
+        names = {"#pk": read.index.attribute if read.index else PK}
+        values: dict[str, Any] = {":pk": {"S": read.partition}}
+        condition = "#pk = :pk"
+        if read.low is not None or read.high is not None:
+            names["#sk"] = GSI_SK
+            if read.low is not None and read.high is not None:
+                condition += " AND #sk BETWEEN :low AND :high"
+                values.update({":low": {"S": read.low}, ":high": {"S": read.high}})
+            elif read.low is not None:
+                condition += " AND #sk >= :low"
+                values[":low"] = {"S": read.low}
+            else:
+                condition += " AND #sk <= :high"
+                values[":high"] = {"S": read.high}
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if read.index is not None:
+            arguments["IndexName"] = read.index.name  # GSIs are eventually consistent (typically < 1 s)
+        else:
+            arguments["ConsistentRead"] = True
+        if start_key is not None:
+            arguments["ExclusiveStartKey"] = start_key
+        response, _ = retry.call(self.retry_policy, "Query", lambda: self.client.query(**arguments))
+        return list(response.get("Items", [])), response.get("LastEvaluatedKey")
+
+    def _matching(self, items: Iterable[dict[str, Any]], query: UsageQuery) -> Iterator[LedgerRecord]:
+        """Records of the items that match every filter and have not expired (DynamoDB deletes expired items
+        lazily, typically within days, and until then they are still returned by reads)."""
+        now = int(time.time())
+        for item in items:
+            expires = item.get(EXPIRES_AT)
+            if expires is not None and int(expires["N"]) <= now:
+                continue
+            record = record_from_item(item)
+            if _matches(record, query):
+                yield record
+
+    # ----------------------------------------------------------------------------------------------- repair
+
+    def rebuild_totals(self, environment: str, month: str) -> int:
+        """Recomputes the running totals of one environment and month from its stored records and replaces the
+        old total items (`BatchWriteItem`: deletes, then puts in shard 0). A repair tool for a closed month with no
+        writer running (concurrent writes during a rebuild would be missed), e.g. after restoring records from a
+        backup. Records already deleted by TTL are no longer counted. Returns the number of total items written."""
+        if not re.fullmatch(r"\d{4}-\d{2}", month):
+            raise ValueError(f"a month is YYYY-MM, got {month!r}")
+        self._check_open()
+        shards = self._shards_of(environment)
+        deltas: dict[tuple[str, str], _Delta] = {}
+        year, number = int(month[:4]), int(month[5:])
+        first, last = date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
+        for record in self.query(UsageQuery(environment=environment, start_day=first, end_day=last)):
+            for key, env, period, provider_model in _totals_targets(record, 0):
+                delta = deltas.get(key)
+                if delta is None:
+                    delta = deltas[key] = _Delta(env, period, provider_model)
+                delta.add(record)
+        periods = [month, *(f"{month}-{day:02d}" for day in range(1, last.day + 1))]
+        old = [
+            item
+            for items in self._pool.map(
+                self._drain, [_Read(None, totals_partition(environment, p, s)) for p in periods for s in range(shards)]
+            )
+            for item in items
+        ]
+        deletes = [{"DeleteRequest": {"Key": {PK: item[PK], SK: item[SK]}}} for item in old]
+        puts = [{"PutRequest": {"Item": _total_item(pk, sk, delta)}} for (pk, sk), delta in deltas.items()]
+        # Deletes first, in their own batches: one BatchWriteItem may not touch the same key twice.
+        retry.batch_write(self.client, self.table, deletes, self.retry_policy)
+        retry.batch_write(self.client, self.table, puts, self.retry_policy)
+        return len(puts)
+
+    # ------------------------------------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=True)
+        close = getattr(self.client, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> DynamoDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the DynamoDB store is closed")
+
+
+def init_table(url: str) -> str:
+    """Creates (or checks) the ledger table a `dynamodb://` URL names; returns a human-readable summary.
+
+    Called by `otel-ai-cost ledger init`. Idempotent: running it again checks the schema and TTL."""
+    store = DynamoDBStore.from_url(url)
+    try:
+        return store.ensure_table()
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def _index_for(query: UsageQuery) -> list[tuple[Index, str]]:
+    """The most selective index for a query (other filters are applied to what it returns)."""
+    if query.job_id:
+        return [(JOB_TIME, query.job_id)]
+    if query.batch_id:
+        return [(BATCH_TIME, query.batch_id)]
+    if query.cicd_run_id:
+        return [(CI_RUN_TIME, query.cicd_run_id)]
+    if query.model:
+        # "model" matches the response or the request model: the model index holds response-else-request, the
+        # request-model index holds the request model of records whose response model differs. Disjoint.
+        return [(MODEL_TIME, query.model), (REQUEST_MODEL_TIME, query.model)]
+    return [(ENV_TIME, "")]
+
+
+def _matches(record: LedgerRecord, query: UsageQuery) -> bool:
+    """Every filter of the query (the same semantics as the SQLite store's WHERE clause)."""
+
+    def day(value: Any) -> str:
+        return value if isinstance(value, str) else value.strftime("%Y-%m-%d")
+
+    if query.environment is not None and record.environment != query.environment:
+        return False  # unreachable through the keys; checked anyway so isolation never rests on one mechanism
+    if query.start_day is not None and record.day < day(query.start_day):
+        return False
+    if query.end_day is not None and record.day > day(query.end_day):
+        return False
+    if query.model:
+        if query.model not in (record.response_model or record.request_model, record.request_model):
+            return False
+    elif query.model is not None and query.model not in (record.request_model, record.response_model):
+        return False
+    for name in ("service", "provider", "operation_type", "team", "job_id", "batch_id", "cicd_run_id"):
+        wanted = getattr(query, name)
+        if wanted is not None and getattr(record, name) != wanted:
+            return False
+    return query.trace_id is None or record.trace_id == query.trace_id.lower()
+
+
+def _group_value(record: LedgerRecord, name: str) -> str:
+    if name == "day":
+        return record.day
+    if name == "month":
+        return record.month
+    if name == "model":
+        return record.response_model or record.request_model
+    return str(getattr(record, name))
+
+
+@dataclass(slots=True)
+class _Sums:
+    amount: Decimal = Decimal(0)
+    calls: int = 0
+    unpriced_calls: int = 0
+    tokens: list[int] = field(default_factory=lambda: [0] * len(_TOKEN_FIELDS))
+
+    def add(self, record: LedgerRecord) -> None:
+        if record.amount is not None:
+            self.amount = EXACT.add(self.amount, record.amount)
+        self.calls += 1
+        self.unpriced_calls += record.pricing_status == PricingStatus.UNPRICED.value
+        for i, value in enumerate(_record_tokens(record)):
+            self.tokens[i] += value
+
+    def row(self, group: tuple[tuple[str, str], ...]) -> AggregateRow:
+        return AggregateRow(group, _plain(self.amount), self.calls, self.unpriced_calls, *self.tokens)
+
+
+def _total_item(pk: str, sk: str, delta: _Delta) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        PK: {"S": pk},
+        SK: {"S": sk},
+        "environment": {"S": delta.environment},
+        "period": {"S": delta.period},
+        "amount": {"N": number_text(delta.amount, where="total amount")},
+        "calls": {"N": str(delta.calls)},
+        "unpriced_calls": {"N": str(delta.unpriced_calls)},
+    }
+    if delta.provider_model is not None:
+        item["provider"] = {"S": delta.provider_model[0]}
+        item["model"] = {"S": delta.provider_model[1]}
+    for name, value in zip(_TOKEN_FIELDS, delta.tokens, strict=True):
+        item[name] = {"N": str(value)}
+    return item
+
+
+def _keys(schema: Sequence[Mapping[str, str]]) -> list[tuple[str, str]]:
+    return sorted((entry["AttributeName"], entry["KeyType"]) for entry in schema)
+
+
+def _plain(value: Decimal) -> Decimal:
+    """Without trailing zeros and never in exponent form for whole numbers (1E+1 -> 10), as the SQLite store."""
+    normalized = EXACT.normalize(value)
+    return normalized.quantize(Decimal(1)) if normalized.as_tuple().exponent > 0 else normalized  # type: ignore[operator]

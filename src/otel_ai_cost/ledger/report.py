@@ -1,0 +1,253 @@
+"""Rendering ledger aggregates and a job's calls as a table, JSON or CSV.
+
+Amounts are printed exactly (the ledger's sums are exact; a report never rounds them) and in JSON as decimal
+strings. Calls without a price are shown loudly: their cost is unknown, not zero, so a total that includes them is
+a lower bound, and the table says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from decimal import Context, Decimal, Inexact, Rounded
+from typing import Any
+
+from otel_ai_cost.contract import CURRENCY, Outcome, PricingStatus, RecordSource
+from otel_ai_cost.ledger.record import LedgerRecord
+from otel_ai_cost.ledger.store import AggregateRow
+
+__all__ = [
+    "FORMATS",
+    "UNPRICED_WARNING",
+    "format_amount",
+    "render_job",
+    "render_report",
+    "total_of",
+]
+
+FORMATS = ("table", "json", "csv")
+UNPRICED_WARNING = (
+    "{n} call(s) have no price: their cost is UNKNOWN, not zero, so {what}. "
+    "Add the missing prices with OTEL_AI_COST_PRICES_FILE (see `otel-ai-cost prices --help`)."
+)
+_EXACT = Context(prec=400, traps=[Inexact, Rounded])  # sums of exact amounts must never round
+
+# (key in JSON/CSV, table heading, value of an AggregateRow)
+_MEASURES: tuple[tuple[str, str, Any], ...] = (
+    ("calls", "calls", lambda r: r.calls),
+    ("unpriced_calls", "unpriced", lambda r: r.unpriced_calls),
+    ("amount", f"amount {CURRENCY}", lambda r: r.amount),
+    ("input_tokens", "input", lambda r: r.input_tokens),
+    ("output_tokens", "output", lambda r: r.output_tokens),
+    ("cache_read_input_tokens", "cache read", lambda r: r.cache_read_input_tokens),
+    ("cache_write_input_tokens", "cache write", lambda r: r.cache_write_input_tokens),
+    ("reasoning_output_tokens", "reasoning", lambda r: r.reasoning_output_tokens),
+)
+
+
+def format_amount(amount: Decimal | None) -> str:
+    """Exact (never rounded), never in exponent form, at least cents: 45.23, 0.00027, 12.50."""
+    if amount is None:
+        return "-"
+    text = format(amount, "f")
+    if "." in text:
+        text = text.rstrip("0")  # the value, not the pricing's spelling of it (0.000235200 -> 0.0002352)
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def total_of(rows: Sequence[AggregateRow]) -> AggregateRow:
+    """One row summing `rows` (exact)."""
+    amount = Decimal(0)
+    for row in rows:
+        amount = _EXACT.add(amount, row.amount)
+    return AggregateRow(
+        group=(),
+        amount=amount,
+        calls=sum(r.calls for r in rows),
+        unpriced_calls=sum(r.unpriced_calls for r in rows),
+        input_tokens=sum(r.input_tokens for r in rows),
+        output_tokens=sum(r.output_tokens for r in rows),
+        cache_read_input_tokens=sum(r.cache_read_input_tokens for r in rows),
+        cache_write_input_tokens=sum(r.cache_write_input_tokens for r in rows),
+        reasoning_output_tokens=sum(r.reasoning_output_tokens for r in rows),
+    )
+
+
+def render_report(
+    rows: Sequence[AggregateRow],
+    group_by: Sequence[str],
+    fmt: str = "table",
+    *,
+    meta: Mapping[str, Any] | None = None,
+    unpriced_models: Sequence[tuple[str, str, int]] = (),
+) -> str:
+    """The report of `rows` (grouped by `group_by`) in `fmt` (`table`, `json` or `csv`).
+
+    `meta` (period, environment, ledger) heads the table and is merged into the JSON object; `unpriced_models`
+    ((provider, model, calls), ...) names what lacks a price.
+    """
+    if fmt == "json":
+        return _json(rows, group_by, meta or {}, unpriced_models)
+    if fmt == "csv":
+        return _csv(rows, group_by)
+    if fmt == "table":
+        return _table(rows, group_by, meta or {}, unpriced_models)
+    raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def _measures(row: AggregateRow) -> dict[str, Any]:
+    out = {key: value(row) for key, _, value in _MEASURES}
+    out["amount"] = format(row.amount, "f")
+    return out
+
+
+def _json(
+    rows: Sequence[AggregateRow],
+    group_by: Sequence[str],
+    meta: Mapping[str, Any],
+    unpriced_models: Sequence[tuple[str, str, int]],
+) -> str:
+    document = {
+        **meta,
+        "currency": CURRENCY,
+        "group_by": list(group_by),
+        "rows": [{**dict(row.group), **_measures(row)} for row in rows],
+        "total": _measures(total_of(rows)),
+        "unpriced": [{"provider": p, "model": m, "calls": n} for p, m, n in unpriced_models],
+    }
+    return json.dumps(document, indent=2)
+
+
+def _csv(rows: Sequence[AggregateRow], group_by: Sequence[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*group_by, *(key for key, _, _ in _MEASURES), "currency"])
+    for row in rows:
+        measures = _measures(row)
+        writer.writerow([*(value for _, value in row.group), *measures.values(), CURRENCY])
+    return out.getvalue()
+
+
+def _table(
+    rows: Sequence[AggregateRow],
+    group_by: Sequence[str],
+    meta: Mapping[str, Any],
+    unpriced_models: Sequence[tuple[str, str, int]],
+) -> str:
+    lines = [" ".join(f"{k}: {'all' if v is None else v}" for k, v in meta.items())] if meta else []
+    if not rows:
+        return "\n".join([*lines, "no calls recorded for this selection"])
+    total = total_of(rows)
+    headings = [*group_by, *(heading for _, heading, _ in _MEASURES)]
+    body = [[*(v for _, v in row.group), *_cells(row)] for row in rows]
+    footer = [*(["total"] + [""] * (len(group_by) - 1) if group_by else []), *_cells(total)]
+    if not group_by:
+        headings, body = ["", *headings], [["total", *body[0]]]
+        footer = []
+    numeric = len(group_by) if group_by else 1
+    widths = [
+        max(len(str(c)) for c in column) for column in zip(headings, *body, *([footer] if footer else []), strict=True)
+    ]
+
+    def line(cells: Sequence[Any]) -> str:
+        return "  ".join(
+            str(c).ljust(w) if i < numeric else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    lines += ["", line(headings), "  ".join("-" * w for w in widths)]
+    lines += [line(r) for r in body]
+    if footer:
+        lines += ["  ".join("-" * w for w in widths), line(footer)]
+    if total.unpriced_calls:
+        warning = UNPRICED_WARNING.format(n=total.unpriced_calls, what="the amounts above are lower bounds")
+        lines += ["", "!! " + warning]
+        lines += [f"!!   no price: {p} {m or '(no model)'}: {n} call(s)" for p, m, n in unpriced_models]
+    return "\n".join(lines)
+
+
+def _cells(row: AggregateRow) -> list[str]:
+    """Table cells; an amount that leaves out unpriced calls is marked `+?`."""
+    cells = []
+    for key, _, value in _MEASURES:
+        if key == "amount":
+            if row.unpriced_calls and row.unpriced_calls == row.calls:
+                cells.append("?")  # nothing here has a price: unknown, not 0.00
+            else:
+                cells.append(format_amount(row.amount) + (" +?" if row.unpriced_calls else ""))
+        else:
+            cells.append(f"{value(row):,}")
+    return cells
+
+
+# -- one job's calls ----------------------------------------------------------------------------------------
+
+
+def render_job(job_id: str, records: Sequence[LedgerRecord], fmt: str = "table") -> str:
+    """Every call of a job (time, provider, model, tokens, cost, status, trace id) and the job total."""
+    amount = Decimal(0)
+    for record in records:
+        if record.amount is not None:
+            amount = _EXACT.add(amount, record.amount)
+    unpriced = sum(1 for r in records if r.pricing_status == PricingStatus.UNPRICED.value)
+    if fmt == "json":
+        return json.dumps(
+            {
+                "job_id": job_id,
+                "currency": CURRENCY,
+                "calls": [r.to_dict() for r in records],
+                "total": {"amount": format(amount, "f"), "calls": len(records), "unpriced_calls": unpriced},
+            },
+            indent=2,
+        )
+    if fmt != "table":
+        raise ValueError(f"format must be table or json, got {fmt!r}")
+    if not records:
+        return f"no calls recorded for job {job_id}"
+    headings = ["time (UTC)", "environment", "provider", "model", "input", "output", "cached", "cwrite", "reason",
+                f"cost {CURRENCY}", "status", "trace id"]  # fmt: skip
+    body = [
+        [
+            r.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+            r.environment,
+            r.provider,
+            r.response_model or r.request_model,
+            f"{r.input_tokens:,}",
+            f"{r.output_tokens:,}",
+            f"{r.cache_read_input_tokens:,}",
+            f"{r.cache_write_5m_input_tokens + r.cache_write_1h_input_tokens:,}",
+            f"{r.reasoning_output_tokens:,}",
+            format_amount(r.amount),
+            _status(r),
+            r.trace_id,
+        ]
+        for r in records
+    ]
+    widths = [max(len(c) for c in column) for column in zip(headings, *body, strict=True)]
+    right = {4, 5, 6, 7, 8, 9}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [f"job {job_id}: {len(records)} call(s)", "", line(headings), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in body]
+    out += ["", f"job total: {format_amount(amount)} {CURRENCY} over {len(records)} call(s)"]
+    if unpriced:
+        out.append("!! " + UNPRICED_WARNING.format(n=unpriced, what="the job total is a lower bound"))
+    return "\n".join(out)
+
+
+def _status(record: LedgerRecord) -> str:
+    status = record.pricing_status
+    if record.error_type:
+        status += f" ({record.error_type})"
+    elif record.outcome != Outcome.SUCCESS.value:
+        status += f" ({record.outcome})"
+    if record.record_source != RecordSource.SPAN.value:
+        status += f" [{record.record_source}: {record.cost_source}]"
+    return status

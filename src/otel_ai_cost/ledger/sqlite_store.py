@@ -1,0 +1,638 @@
+"""The embedded ledger store: one SQLite file, zero set-up, safe with several writer processes.
+
+```python
+from otel_ai_cost.ledger.sqlite_store import SQLiteStore
+
+store = SQLiteStore("~/.local/share/otel-ai-cost/usage.db")  # parent directories are created
+store.write(records)          # WriteResult(written=..., duplicates=...)
+store.aggregate(UsageQuery(environment="production"), ["day", "provider", "model"])
+store.totals("production", "2026-11")   # running totals: no scan
+```
+
+**Concurrency.** The file is in WAL mode, so readers never block the writer and the writer never blocks readers.
+Writers (threads or processes) take the write lock with `BEGIN IMMEDIATE`, wait for each other up to the busy
+timeout, and hold the lock for one short transaction per `write()`. A write that still fails (locked beyond the
+busy timeout, disk full, I/O error) is retried with bounded exponential backoff and then raises
+`StoreUnavailable`: nothing is ever dropped silently. WAL needs a local file system (not NFS/SMB).
+
+**Idempotency.** (`trace_id`, `span_id`) is the primary key. Writing a record that is already stored (a retry, a
+replay, a re-import) is counted in `WriteResult.duplicates` and changes nothing.
+
+**Exact money.** Amounts are never stored as floating point. Each record keeps its exact decimal text (`amount`)
+and, for fast exact sums in SQL, the same amount split into integers: whole micro-USD (`amount_micro`) and the
+pico-USD below that (`amount_pico`, 0..999999). SQL `SUM` over integers is exact, and two columns keep the sums far
+from the 64-bit limit (9.2 trillion USD, and 9.2 trillion records). The rare amount with more than 12 decimal
+places keeps the part below 1e-12 USD exactly in `amount_residual` (decimal text), which `aggregate()` adds back in
+Python; no amount is ever rounded.
+
+**Running totals and the daily rollup.** Two small tables are updated in the same transaction as the record
+insert, and only for records actually inserted, so they never double count:
+
+- `totals`: per environment, period (UTC day `YYYY-MM-DD` and month `YYYY-MM`), provider and model, the exact
+  amount, the calls and the unpriced calls. `totals()` reads a handful of its rows instead of scanning records.
+- `daily`: the sums of `aggregate()` (calls, unpriced calls, amount, tokens) per UTC day, environment, service,
+  provider, requested and responded model, operation, operation type and team. `aggregate()` answers from it
+  whenever the query filters and groups on those fields only (the usual report: by day, month, environment,
+  provider, model, team...), so a report reads one row per group and day however many records there are. Queries
+  by job, batch, CI run or trace id read the records themselves, through their indexes.
+
+**Schema.** Versioned with `PRAGMA user_version` (`SCHEMA_VERSION`); created on open. A file written by a newer
+version is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from datetime import date
+from decimal import ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
+from pathlib import Path
+from typing import Any
+
+from otel_ai_cost.contract import PricingStatus, Record
+from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
+from otel_ai_cost.ledger.store import (
+    GROUP_BY_FIELDS,
+    AggregateRow,
+    StoreUnavailable,
+    Totals,
+    UsageQuery,
+    WriteResult,
+)
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError", "exact_sum", "split_amount"]
+
+logger = logging.getLogger("otel_ai_cost.ledger")
+
+SCHEMA_VERSION = 1
+
+# Decimal arithmetic that can never round silently: an inexact result raises instead.
+EXACT = Context(prec=400, traps=[InvalidOperation, Overflow, Inexact, Rounded])
+_MICRO = 10**6
+_PICO_DIGITS = 12
+
+# The record's own fields, stored one column each (timestamp as ISO text, tags as JSON, amount as decimal text).
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord))
+# Derived columns: for indexes, GROUP BY and exact integer sums.
+_DERIVED: tuple[str, ...] = (Record.DAY, "model", "amount_micro", "amount_pico", "amount_residual")
+_COLUMNS: tuple[str, ...] = _FIELDS + _DERIVED
+
+_INTEGER_FIELDS = {f.name for f in fields(LedgerRecord) if f.type in ("int", int)}
+_REAL_FIELDS = {f.name for f in fields(LedgerRecord) if f.type in ("float", float)}
+
+
+def _column_type(name: str) -> str:
+    if name in _INTEGER_FIELDS or name in ("amount_micro", "amount_pico"):
+        return "INTEGER"
+    if name in _REAL_FIELDS:
+        return "REAL"  # duration_ms only: never money
+    return "TEXT"
+
+
+_REQUIRED = {Record.TRACE_ID, Record.SPAN_ID, Record.TIMESTAMP, Record.DAY, Record.ENVIRONMENT, "model"}
+
+_SCHEMA_V1 = [
+    "CREATE TABLE IF NOT EXISTS records (\n    "
+    + ",\n    ".join(f"{c} {_column_type(c)}{' NOT NULL' if c in _REQUIRED else ''}" for c in _COLUMNS)
+    + ",\n    PRIMARY KEY (trace_id, span_id)\n)",
+    # Access paths: environment + day range, day range, provider/model + day range, model alone (a model filter
+    # matches the response or the request model: both sides indexed), job, batch, CI run. Trace id: the primary key.
+    "CREATE INDEX IF NOT EXISTS records_environment_day ON records (environment, day)",
+    "CREATE INDEX IF NOT EXISTS records_day ON records (day)",
+    "CREATE INDEX IF NOT EXISTS records_provider_model_day ON records (provider, model, day)",
+    "CREATE INDEX IF NOT EXISTS records_model_day ON records (model, day)",
+    "CREATE INDEX IF NOT EXISTS records_request_model_day ON records (request_model, day)",
+    "CREATE INDEX IF NOT EXISTS records_job ON records (job_id)",
+    "CREATE INDEX IF NOT EXISTS records_batch ON records (batch_id)",
+    "CREATE INDEX IF NOT EXISTS records_cicd_run ON records (cicd_run_id)",
+    """CREATE TABLE IF NOT EXISTS daily (
+    day TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    service TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    request_model TEXT NOT NULL,
+    response_model TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    operation_type TEXT NOT NULL,
+    team TEXT NOT NULL,
+    model TEXT NOT NULL,
+    calls INTEGER NOT NULL,
+    unpriced_calls INTEGER NOT NULL,
+    amount_micro INTEGER NOT NULL,
+    amount_pico INTEGER NOT NULL,
+    amount_residual TEXT,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_read_input_tokens INTEGER NOT NULL,
+    cache_write_5m_input_tokens INTEGER NOT NULL,
+    cache_write_1h_input_tokens INTEGER NOT NULL,
+    reasoning_output_tokens INTEGER NOT NULL,
+    PRIMARY KEY (day, environment, service, provider, request_model, response_model, operation, operation_type, team)
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS totals (
+    environment TEXT NOT NULL,
+    period TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    calls INTEGER NOT NULL,
+    unpriced_calls INTEGER NOT NULL,
+    PRIMARY KEY (environment, period, provider, model)
+)""",
+]
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1}  # version -> statements that bring version-1 up to it
+
+_INSERT = (
+    f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    "ON CONFLICT (trace_id, span_id) DO NOTHING"
+)
+
+# SQL for each GROUP_BY_FIELDS name ("model" is the stored response-else-request model).
+_GROUP_EXPRESSIONS: dict[str, str] = {name: name for name in GROUP_BY_FIELDS}
+_GROUP_EXPRESSIONS["month"] = "substr(day, 1, 7)"
+
+# The daily rollup: its key (`model` is derived from the two model columns, so it is not part of the key), and
+# which groupings and filters it can answer.
+_DAILY_KEY = ("day", "environment", "service", "provider", "request_model", "response_model", "operation",
+              "operation_type", "team")  # fmt: skip
+_DAILY_MEASURES = ("calls", "unpriced_calls", "amount_micro", "amount_pico", "input_tokens", "output_tokens",
+                   "cache_read_input_tokens", "cache_write_5m_input_tokens", "cache_write_1h_input_tokens",
+                   "reasoning_output_tokens")  # fmt: skip
+_DAILY_GROUPS = frozenset({"day", "month", "environment", "service", "provider", "model", "operation", "operation_type",
+                           "team"})  # fmt: skip
+_UPSERT_DAILY = (
+    f"INSERT INTO daily ({', '.join([*_DAILY_KEY, 'model', *_DAILY_MEASURES])}) "
+    f"VALUES ({', '.join('?' * (len(_DAILY_KEY) + 1 + len(_DAILY_MEASURES)))}) "
+    f"ON CONFLICT ({', '.join(_DAILY_KEY)}) DO UPDATE SET "
+    + ", ".join(f"{m} = {m} + excluded.{m}" for m in _DAILY_MEASURES)
+)
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_DAY_PERIOD = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MONTH_PERIOD = re.compile(r"^\d{4}-\d{2}$")
+
+
+class SchemaVersionError(RuntimeError):
+    """The ledger file was written by a newer otel-ai-cost (its schema is unknown to this version)."""
+
+
+def split_amount(amount: Decimal) -> tuple[int, int, str | None]:
+    """An exact amount as (whole micro-USD, pico-USD below that, exact remainder below 1e-12 USD or None).
+
+    `micro * 1e-6 + pico * 1e-12 + remainder == amount`, exactly; the integers are what SQL sums.
+    """
+    picos = int(EXACT.scaleb(amount, _PICO_DIGITS).to_integral_value(rounding=ROUND_FLOOR, context=EXACT))
+    residual = EXACT.subtract(amount, EXACT.scaleb(Decimal(picos), -_PICO_DIGITS))
+    micro, pico = divmod(picos, _MICRO)
+    return micro, pico, (format(residual, "f") if residual else None)
+
+
+def exact_sum(micro: int, pico: int, residuals: Sequence[Decimal] = ()) -> Decimal:
+    """Inverse of `split_amount` over sums: the exact total, without trailing zeros."""
+    total = EXACT.add(EXACT.scaleb(Decimal(micro), -6), EXACT.scaleb(Decimal(pico), -_PICO_DIGITS))
+    for residual in residuals:
+        total = EXACT.add(total, residual)
+    return _plain(total)
+
+
+def _plain(value: Decimal) -> Decimal:
+    """Without trailing zeros, but never in exponent form for whole numbers (1E+1 -> 10)."""
+    normalized = EXACT.normalize(value)
+    exponent = normalized.as_tuple().exponent
+    return normalized.quantize(Decimal(1), context=EXACT) if isinstance(exponent, int) and exponent > 0 else normalized
+
+
+class SQLiteStore:
+    """A `LedgerStore` in one SQLite file (see the module documentation for the guarantees).
+
+    `busy_timeout_s`: how long one attempt waits for another writer's lock. `write_attempts`: attempts per
+    `write()` (the first plus retries) before `StoreUnavailable`; the waits between them double from
+    `backoff_s` up to `max_backoff_s`, with jitter so that competing processes do not retry in lockstep.
+    `synchronous`: SQLite's `PRAGMA synchronous`; `FULL` (the default) makes every committed write durable across
+    a power loss, which a ledger needs (a committed batch was acknowledged to the exporter).
+
+    Thread-safe: one connection for writes, guarded by a lock; `query()` streams from a connection of its own, so
+    a long read never holds up the writers.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        write_attempts: int = 4,
+        backoff_s: float = 0.1,
+        max_backoff_s: float = 2.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        if synchronous.upper() not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}")
+        self.path = Path(path).expanduser()
+        self._busy_timeout_s = busy_timeout_s
+        self._write_attempts = max(1, write_attempts)
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._synchronous = synchronous
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the ledger directory {self.path.parent}: {exc}") from exc
+        self._conn = self._retrying(self._open_and_migrate, what=f"open the ledger {self.path}")[0]
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # -- connections and schema ---------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; each write is one explicit BEGIN IMMEDIATE ... COMMIT.
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+        return conn
+
+    def _open_and_migrate(self) -> sqlite3.Connection:
+        conn = self._connect()
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning("otel-ai-cost ledger: %s is not in WAL mode (%s)", self.path, mode)
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the ledger {self.path} has schema version {version}; this otel-ai-cost knows up to "
+                f"{SCHEMA_VERSION}: upgrade otel-ai-cost"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _retrying(self, operation: Any, *, what: str) -> tuple[Any, int]:
+        """Runs `operation()`, retrying SQLite operational errors (locked, busy, full, I/O) with bounded
+        exponential backoff; returns (result, retries) or raises `StoreUnavailable` naming the last error."""
+        delay = self._backoff_s
+        for attempt in range(self._write_attempts):
+            try:
+                return operation(), attempt
+            except sqlite3.OperationalError as exc:
+                last: sqlite3.Error = exc
+            except sqlite3.DatabaseError as exc:  # a damaged file: retrying will not help
+                raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+            if attempt + 1 < self._write_attempts:
+                logger.debug("otel-ai-cost ledger: cannot %s (%s); retrying in %.2fs", what, last, delay)
+                time.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, self._max_backoff_s)
+        raise StoreUnavailable(
+            f"cannot {what} after {self._write_attempts} attempts: {last}", retry_after_s=delay
+        ) from last
+
+    # -- writes -----------------------------------------------------------------------------------------------
+
+    def write(self, records: Sequence[LedgerRecord]) -> WriteResult:
+        """Stores the records that are new, in one transaction with their running totals.
+
+        Returns how many were new and how many were already stored. On a failure that outlasts the retries
+        raises `StoreUnavailable`, and nothing of this call was stored (the transaction is all or nothing), so
+        the caller can simply write the same records again.
+        """
+        records = list(records)
+        if not records:
+            return WriteResult(0, 0)
+        rows = [_row(r) for r in records]  # outside the lock and the retries: a bad record fails fast
+        with self._lock:
+            self._check_open()
+            written, retries = self._retrying(lambda: self._insert(records, rows), what=f"write to {self.path}")
+        return WriteResult(written=written, duplicates=len(records) - written, retries=retries)
+
+    def _insert(self, records: list[LedgerRecord], rows: list[tuple[Any, ...]]) -> int:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.cursor()
+            inserted: list[tuple[LedgerRecord, tuple[Any, ...]]] = []
+            for record, row in zip(records, rows, strict=True):
+                cursor.execute(_INSERT, row)
+                if cursor.rowcount == 1:  # 0: the identity is already stored (or repeated within this batch)
+                    inserted.append((record, row))
+            _add_to_totals(cursor, [record for record, _ in inserted])
+            _add_to_daily(cursor, inserted)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return len(inserted)
+
+    # -- reads ------------------------------------------------------------------------------------------------
+
+    def query(self, query: UsageQuery) -> Iterator[LedgerRecord]:
+        """Matching records, oldest first, streamed from a read connection of their own."""
+        where, params = _where(query)
+        sql = f"SELECT {', '.join(_FIELDS)} FROM records{where} ORDER BY timestamp, trace_id, span_id"
+        self._check_open()
+        return self._stream(sql, params)
+
+    def _stream(self, sql: str, params: list[Any]) -> Iterator[LedgerRecord]:
+        conn = self._connect()
+        try:
+            cursor = conn.execute(sql, params)
+            while batch := cursor.fetchmany(1000):
+                for row in batch:
+                    yield _record(row)
+        finally:
+            conn.close()
+
+    def aggregate(self, query: UsageQuery, group_by: Sequence[str]) -> list[AggregateRow]:
+        """Exact sums per group, computed by SQL GROUP BY; groups ordered by their values.
+
+        `group_by` names fields of `GROUP_BY_FIELDS` (`model` is the response model, else the request model);
+        empty means one row over everything that matches (no row when nothing does). Answered from the daily
+        rollup when the query only involves its fields, else from the records.
+        """
+        unknown = [g for g in group_by if g not in _GROUP_EXPRESSIONS]
+        if unknown:
+            raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUP_BY_FIELDS)}")
+        by_record = (query.job_id, query.batch_id, query.cicd_run_id, query.trace_id) != (None, None, None, None)
+        table = "records" if by_record or not set(group_by) <= _DAILY_GROUPS else "daily"
+        return self._aggregate_from(table, query, group_by)
+
+    def _aggregate_from(self, table: str, query: UsageQuery, group_by: Sequence[str]) -> list[AggregateRow]:
+        """`aggregate()` over `records` or `daily` (the tests hold the two equal)."""
+        where, params = _where(query)
+        keys = [_GROUP_EXPRESSIONS[g] for g in group_by]
+        group_sql = f" GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}" if keys else ""
+        sums = _SUMS if table == "records" else _DAILY_SUMS
+        sql = f"SELECT {', '.join([*keys, *sums])} FROM {table}{where}{group_sql}"
+        with self._lock:
+            self._check_open()
+            found = self._conn.execute(sql, params).fetchall()
+            residuals: dict[tuple[Any, ...], list[Decimal]] = {}
+            if any(row[len(keys) + 3] for row in found):  # some amount has more than 12 decimal places: rare
+                residual_sql = f"SELECT {', '.join([*keys, 'amount_residual'])} FROM {table}{where}"
+                residual_sql += (" AND " if where else " WHERE ") + "amount_residual IS NOT NULL"
+                for row in self._conn.execute(residual_sql, params).fetchall():
+                    residuals.setdefault(tuple(row[: len(keys)]), []).append(Decimal(row[-1]))
+        out = []
+        for row in found:
+            group = tuple(row[: len(keys)])
+            labels = tuple(
+                (name, "" if value is None else str(value)) for name, value in zip(group_by, group, strict=True)
+            )
+            calls, micro, pico, _, unpriced, tin, tout, tcr, tcw, treason = (v or 0 for v in row[len(keys) :])
+            if not calls:
+                continue
+            out.append(
+                AggregateRow(
+                    group=labels,
+                    amount=exact_sum(micro, pico, residuals.get(group, ())),
+                    calls=calls,
+                    unpriced_calls=unpriced,
+                    input_tokens=tin,
+                    output_tokens=tout,
+                    cache_read_input_tokens=tcr,
+                    cache_write_input_tokens=tcw,
+                    reasoning_output_tokens=treason,
+                )
+            )
+        return out
+
+    def totals(self, environment: str, period: str) -> Totals:
+        """The running totals of one environment for a UTC day (`2026-11-22`) or month (`2026-11`).
+
+        Reads the few rows of the `totals` table (one per provider/model): no scan of records.
+        """
+        if not (_DAY_PERIOD.match(period) or _MONTH_PERIOD.match(period)):
+            raise ValueError(f"period must be a UTC day YYYY-MM-DD or a month YYYY-MM, got {period!r}")
+        with self._lock:
+            self._check_open()
+            rows = self._conn.execute(
+                "SELECT provider, model, amount, calls, unpriced_calls FROM totals "
+                "WHERE environment = ? AND period = ?",
+                (environment, period),
+            ).fetchall()
+        amount = Decimal(0)
+        by_provider_model: dict[tuple[str, str], Decimal] = {}
+        for provider, model, text, _, _ in rows:
+            value = Decimal(text)
+            by_provider_model[(provider, model)] = value
+            amount = EXACT.add(amount, value)
+        return Totals(
+            period=period,
+            environment=environment,
+            amount=_plain(amount),
+            calls=sum(r[3] for r in rows),
+            unpriced_calls=sum(r[4] for r in rows),
+            by_provider_model=by_provider_model,
+        )
+
+    def close(self) -> None:
+        """Closes the connection (idempotent). Committed writes are already on disk."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable(f"the ledger {self.path} is closed")
+
+
+# Aggregates, in the order `aggregate()` reads them; sums of integers only (exact), never of REAL or text.
+_SUMS = (
+    "COUNT(*)",
+    "SUM(amount_micro)",
+    "SUM(amount_pico)",
+    "COUNT(amount_residual)",
+    f"SUM(pricing_status = '{PricingStatus.UNPRICED.value}')",
+    "SUM(input_tokens)",
+    "SUM(output_tokens)",
+    "SUM(cache_read_input_tokens)",
+    "SUM(cache_write_5m_input_tokens + cache_write_1h_input_tokens)",
+    "SUM(reasoning_output_tokens)",
+)
+
+
+# The same aggregates over the daily rollup, in the same order.
+_DAILY_SUMS = (
+    "SUM(calls)",
+    "SUM(amount_micro)",
+    "SUM(amount_pico)",
+    "COUNT(amount_residual)",
+    "SUM(unpriced_calls)",
+    "SUM(input_tokens)",
+    "SUM(output_tokens)",
+    "SUM(cache_read_input_tokens)",
+    "SUM(cache_write_5m_input_tokens + cache_write_1h_input_tokens)",
+    "SUM(reasoning_output_tokens)",
+)
+
+
+def _row(record: LedgerRecord) -> tuple[Any, ...]:
+    """The column values of one record, in `_COLUMNS` order."""
+    if record.timestamp.tzinfo is None:
+        raise ValueError(f"record {record.trace_id}/{record.span_id}: timestamp must be timezone-aware")
+    values: list[Any] = []
+    for name in _FIELDS:
+        value = getattr(record, name)
+        if name == Record.TIMESTAMP:
+            value = format_timestamp(value)
+        elif name == Record.AMOUNT:
+            value = None if value is None else format(value, "f")
+        elif name == Record.TAGS:
+            value = json.dumps(dict(value), sort_keys=True, separators=(",", ":")) if value else None
+        values.append(value)
+    micro = pico = residual = None
+    if record.amount is not None:
+        micro, pico, residual = split_amount(record.amount)
+    values += [record.day, record.response_model or record.request_model, micro, pico, residual]
+    return tuple(values)
+
+
+def _record(row: Sequence[Any]) -> LedgerRecord:
+    values = dict(zip(_FIELDS, row, strict=True))
+    values[Record.TIMESTAMP] = parse_timestamp(values[Record.TIMESTAMP])
+    values[Record.AMOUNT] = None if values[Record.AMOUNT] is None else Decimal(values[Record.AMOUNT])
+    values[Record.TAGS] = json.loads(values[Record.TAGS]) if values[Record.TAGS] else {}
+    for name, value in values.items():
+        if value is None and name not in (Record.AMOUNT,):
+            values[name] = "" if name not in _INTEGER_FIELDS else 0
+    return LedgerRecord(**values)
+
+
+def _where(query: UsageQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause of a query; every field is an equality or a day bound, so each maps onto an index."""
+    terms: list[str] = []
+    params: list[Any] = []
+
+    def equal(column: str, value: str | None) -> None:
+        if value is not None:
+            terms.append(f"{column} = ?")
+            params.append(value)
+
+    if query.start_day is not None:
+        terms.append("day >= ?")
+        params.append(_day(query.start_day))
+    if query.end_day is not None:
+        terms.append("day <= ?")
+        params.append(_day(query.end_day))
+    equal(Record.ENVIRONMENT, query.environment)
+    equal(Record.SERVICE, query.service)
+    equal(Record.PROVIDER, query.provider)
+    if query.model:
+        # "response or request model", written over the stored `model` (response, else request) so that both
+        # sides of the OR are indexed: equivalent for a non-empty name.
+        terms.append("(model = ? OR request_model = ?)")
+        params += [query.model, query.model]
+    elif query.model is not None:
+        terms.append("(request_model = ? OR response_model = ?)")
+        params += [query.model, query.model]
+    equal(Record.OPERATION_TYPE, query.operation_type)
+    equal(Record.TEAM, query.team)
+    equal(Record.JOB_ID, query.job_id)
+    equal(Record.BATCH_ID, query.batch_id)
+    equal("cicd_run_id", query.cicd_run_id)
+    equal(Record.TRACE_ID, None if query.trace_id is None else query.trace_id.lower())
+    return (" WHERE " + " AND ".join(terms) if terms else ""), params
+
+
+def _day(value: date | str) -> str:
+    return value if isinstance(value, str) else value.strftime("%Y-%m-%d")
+
+
+def _add_to_totals(cursor: sqlite3.Cursor, inserted: Sequence[LedgerRecord]) -> None:
+    """Adds the newly inserted records to the running totals (inside the caller's transaction)."""
+    deltas: dict[tuple[str, str, str, str], list[Any]] = {}
+    for record in inserted:
+        model = record.response_model or record.request_model
+        unpriced = 1 if record.pricing_status == PricingStatus.UNPRICED.value else 0
+        amount = record.amount or Decimal(0)
+        for period in (record.day, record.month):
+            delta = deltas.setdefault((record.environment, period, record.provider, model), [Decimal(0), 0, 0])
+            delta[0] = EXACT.add(delta[0], amount)
+            delta[1] += 1
+            delta[2] += unpriced
+    for key, (amount, calls, unpriced) in deltas.items():
+        current = cursor.execute(
+            "SELECT amount FROM totals WHERE environment = ? AND period = ? AND provider = ? AND model = ?", key
+        ).fetchone()
+        if current is None:
+            cursor.execute(
+                "INSERT INTO totals (environment, period, provider, model, amount, calls, unpriced_calls) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*key, format(_plain(amount), "f"), calls, unpriced),
+            )
+        else:
+            cursor.execute(
+                "UPDATE totals SET amount = ?, calls = calls + ?, unpriced_calls = unpriced_calls + ? "
+                "WHERE environment = ? AND period = ? AND provider = ? AND model = ?",
+                (format(_plain(EXACT.add(Decimal(current[0]), amount)), "f"), calls, unpriced, *key),
+            )
+
+
+_ROW_INDEX = {name: i for i, name in enumerate(_COLUMNS)}
+
+
+def _add_to_daily(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord, tuple[Any, ...]]]) -> None:
+    """Adds the newly inserted records to the daily rollup (inside the caller's transaction): one upsert per
+    rollup row the batch touches."""
+    deltas: dict[tuple[Any, ...], list[Any]] = {}
+    residuals: dict[tuple[Any, ...], Decimal] = {}
+    unpriced_status = PricingStatus.UNPRICED.value
+    for record, row in inserted:
+        key = tuple(row[_ROW_INDEX[name]] for name in _DAILY_KEY)
+        delta = deltas.get(key)
+        if delta is None:
+            delta = deltas[key] = [row[_ROW_INDEX["model"]], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        delta[1] += 1
+        delta[2] += record.pricing_status == unpriced_status
+        delta[3] += row[_ROW_INDEX["amount_micro"]] or 0
+        delta[4] += row[_ROW_INDEX["amount_pico"]] or 0
+        delta[5] += record.input_tokens
+        delta[6] += record.output_tokens
+        delta[7] += record.cache_read_input_tokens
+        delta[8] += record.cache_write_5m_input_tokens
+        delta[9] += record.cache_write_1h_input_tokens
+        delta[10] += record.reasoning_output_tokens
+        residual = row[_ROW_INDEX["amount_residual"]]
+        if residual is not None:
+            residuals[key] = EXACT.add(residuals.get(key, Decimal(0)), Decimal(residual))
+    cursor.executemany(_UPSERT_DAILY, [(*key, *delta) for key, delta in deltas.items()])
+    where = " AND ".join(f"{name} = ?" for name in _DAILY_KEY)
+    for key, residual in residuals.items():  # rare: amounts with more than 12 decimal places
+        (current,) = cursor.execute(f"SELECT amount_residual FROM daily WHERE {where}", key).fetchone()
+        total = residual if current is None else EXACT.add(Decimal(current), residual)
+        cursor.execute(f"UPDATE daily SET amount_residual = ? WHERE {where}", (format(total, "f"), *key))

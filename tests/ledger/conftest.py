@@ -1,0 +1,60 @@
+"""Shared fixtures of the ledger tests: ledger records made to measure, a SQLite ledger in `tmp_path`."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_ai_cost.ledger.record import LedgerRecord
+from otel_ai_cost.ledger.sqlite_store import SQLiteStore
+
+MakeRecord = Callable[..., LedgerRecord]
+
+
+def build_record(n: int, **overrides: Any) -> LedgerRecord:
+    """Record number `n` (its identity derives from `n`): a priced openai call in production on 2026-01-30."""
+    values: dict[str, Any] = {
+        "trace_id": f"{n:032x}",
+        "span_id": f"{n:016x}",
+        "timestamp": datetime(2026, 1, 30, 12, 0, tzinfo=timezone.utc),
+        "environment": "production",
+        "service": "receipts",
+        "provider": "openai",
+        "request_model": "gpt-4o-mini",
+        "response_model": "gpt-4o-mini-2024-07-18",
+        "operation": "chat",
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "amount": Decimal("0.000027"),
+    }
+    values.update(overrides)
+    return LedgerRecord(**values)
+
+
+@pytest.fixture
+def make_record() -> MakeRecord:
+    """`make_record(**overrides)`: a new record (fresh identity) each call; `n=` to choose the identity."""
+    counter = itertools.count(1)
+
+    def make(n: int | None = None, **overrides: Any) -> LedgerRecord:
+        return build_record(next(counter) if n is None else n, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger" / "usage.db"
+
+
+@pytest.fixture
+def sqlite_store(ledger_path: Path) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(ledger_path)
+    yield store
+    store.close()

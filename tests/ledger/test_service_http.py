@@ -37,7 +37,7 @@ from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.service import LedgerService, ServiceConfig
 from otel_ai_cost.ledger.service import otlp as otlp_codec
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
-from otel_ai_cost.ledger.store import StoreUnavailable, UsageQuery, WriteResult
+from otel_ai_cost.ledger.store import InvalidRecord, StoreUnavailable, UsageQuery, WriteResult
 from otel_ai_cost.stand_in import Scenario
 
 MSGS = [{"role": "user", "content": "Label this receipt"}]
@@ -590,3 +590,25 @@ def test_an_internal_error_is_a_500_not_a_dropped_connection(service, monkeypatc
     response = post(service, encode_spans(make_spans(cost_attributes())).SerializeToString(), PROTOBUF)
     assert response.status_code == 500
     assert requests.get(f"{service.url}/healthz", timeout=5).ok  # the service goes on
+
+
+class PickyStore(SQLiteStore):
+    """A store that can never hold one kind of record (as DynamoDB cannot hold 39 significant digits)."""
+
+    def write(self, records: Sequence[LedgerRecord]) -> WriteResult:
+        if any(r.job_id == "poison" for r in records):
+            raise InvalidRecord("amount has more digits than this store keeps")
+        return super().write(records)
+
+
+def test_a_record_the_store_can_never_hold_is_rejected_alone_not_retried_forever(start_service, tmp_path):
+    picky = PickyStore(tmp_path / "picky.db")
+    service = start_service(picky)
+    spans = make_spans(cost_attributes(**{"ai_cost.job.id": "poison"}), cost_attributes(), cost_attributes())
+    response = post(service, encode_spans(spans).SerializeToString(), PROTOBUF)
+
+    assert response.status_code == 200  # not 503: a retry could never succeed
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_spans == 1
+    assert "more digits than this store keeps" in answer.partial_success.error_message
+    assert sorted(r.key for r in records(picky)) == sorted(ids(s) for s in spans[1:])

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from otel_ai_cost.contract import Record
+from otel_ai_cost.ledger import store
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
 
 PK = "PK"
@@ -69,7 +70,7 @@ _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
-class InvalidRecord(ValueError):
+class InvalidRecord(store.InvalidRecord):
     """A record DynamoDB cannot store as it is (says which record and why); nothing of the batch was written."""
 
 

@@ -18,6 +18,12 @@ class StoreUnavailable(Exception):
         self.retry_after_s = retry_after_s
 
 
+class InvalidRecord(ValueError):
+    """A record this store can never hold as it is (for example an amount beyond the store's numeric precision).
+    Retrying cannot help, so the caller rejects that record (the ledger service reports it in `partial_success`)
+    instead of retrying the whole batch forever. Nothing of the failed `write()` was stored."""
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     written: int  # new records

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from otel_ai_cost.ledger.service import metrics, otlp, usage_api
-from otel_ai_cost.ledger.store import LedgerStore, StoreUnavailable
+from otel_ai_cost.ledger.store import InvalidRecord, LedgerStore, StoreUnavailable, WriteResult
 
 logger = logging.getLogger("otel_ai_cost.ledger.service")
 
@@ -312,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
         stats.add(metrics.SPANS_IGNORED, extracted.ignored)
         if extracted.records:
             try:
-                result = service.store.write(extracted.records)
+                result = _write_or_reject(service.store, extracted)
             except StoreUnavailable as error:
                 stats.add(metrics.WRITE_FAILURES)
                 logger.warning("store unavailable, answering 503: %s", error)
@@ -485,3 +485,28 @@ def _shutdown_socket(connection: socket.socket) -> None:
         connection.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def _write_or_reject(store: LedgerStore, extracted: otlp.Extracted) -> WriteResult:
+    """Writes the batch; a record the store can never hold is rejected alone (partial_success), not answered with
+    a 503 that would make the sender retry the whole batch forever."""
+    try:
+        return store.write(extracted.records)
+    except InvalidRecord:
+        pass
+    written = duplicates = retries = 0
+    kept = []
+    for record in extracted.records:
+        try:
+            result = store.write([record])
+        except InvalidRecord as error:
+            extracted.reject(f"span {record.trace_id}/{record.span_id}: {error}")
+            continue
+        kept.append(record)
+        written, duplicates, retries = (
+            written + result.written,
+            duplicates + result.duplicates,
+            retries + result.retries,
+        )
+    extracted.records = kept
+    return WriteResult(written, duplicates, retries)

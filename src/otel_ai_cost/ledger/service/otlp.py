@@ -186,6 +186,11 @@ class Extracted:
     rejected: int = 0  # cost spans that cannot be recorded
     reasons: list[str] = field(default_factory=list)  # the first MAX_REASONS of them
 
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if len(self.reasons) < MAX_REASONS:
+            self.reasons.append(reason)
+
     def error_message(self) -> str:
         if not self.rejected:
             return ""
@@ -220,9 +225,7 @@ def extract_records(request: ExportTraceServiceRequest) -> Extracted:
                         )
                     )
                 except InvalidSpan as error:
-                    out.rejected += 1
-                    if len(out.reasons) < MAX_REASONS:
-                        out.reasons.append(f"span {span.trace_id.hex()}/{span.span_id.hex()}: {error}")
+                    out.reject(f"span {span.trace_id.hex()}/{span.span_id.hex()}: {error}")
     return out
 
 

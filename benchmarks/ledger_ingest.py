@@ -160,7 +160,7 @@ def start_service(url: str, port: int, cpu: int | None, env: dict[str, str]) -> 
         if cpu is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {cpu})
 
-    command = [sys.executable, "-m", "otel_ai_cost.cli.ledger", "serve", "--ledger", url, "--port", str(port)]
+    command = [sys.executable, "-m", "otel_ai_cost", "ledger", "serve", "--ledger", url, "--port", str(port)]
     process = subprocess.Popen([*command, "--log-level", "warning"], preexec_fn=pin, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

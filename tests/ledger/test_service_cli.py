@@ -45,7 +45,7 @@ def test_serve_with_a_token_file_then_sigterm_exits_0_without_printing_the_token
     token_file = tmp_path / "token"
     token_file.write_text("tok-7f3a9c\n")
     port = free_port()
-    command = [sys.executable, "-m", "otel_ai_cost.cli.ledger", "serve", "--ledger", f"sqlite://{tmp_path / 'u.db'}"]
+    command = [sys.executable, "-m", "otel_ai_cost", "ledger", "serve", "--ledger", f"sqlite://{tmp_path / 'u.db'}"]
     process = subprocess.Popen(
         [*command, "--port", str(port), "--token-file", str(token_file), "--log-level", "debug"],
         stdout=subprocess.PIPE,

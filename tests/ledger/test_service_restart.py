@@ -53,7 +53,7 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{port}"
         self._logs = logs
         self._out = open(logs, "a")  # closed in wait()
-        command = [sys.executable, "-m", "otel_ai_cost.cli.ledger", "serve", "--ledger", f"sqlite://{db}"]
+        command = [sys.executable, "-m", "otel_ai_cost", "ledger", "serve", "--ledger", f"sqlite://{db}"]
         self.process = subprocess.Popen(
             [*command, "--port", str(port), "--log-level", "warning"], stdout=self._out, stderr=subprocess.STDOUT
         )

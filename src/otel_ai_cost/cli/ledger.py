@@ -151,7 +151,3 @@ def _describe(store: LedgerStore) -> str:
     """Where the records go, without anything secret (no credentials ever appear in a store's path or table)."""
     path = getattr(store, "path", None)
     return str(path) if path is not None else type(store).__name__
-
-
-if __name__ == "__main__":  # `python -m otel_ai_cost.cli.ledger serve ...`, e.g. before the group is registered
-    ledger()

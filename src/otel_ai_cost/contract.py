@@ -298,3 +298,91 @@ class RecordSource(str, Enum):
 
 
 RECORD_SCHEMA_VERSION = 1
+
+
+# Ledger service /metrics (`otel-ai-cost ledger serve`): exact period-to-date spend from the ledger's running totals,
+# the source budget alerts use (short-lived processes' counters undercount).
+
+
+@dataclass(frozen=True)
+class PrometheusMetric:
+    """A metric the ledger service exposes on /metrics, named the Prometheus way (no OTel translation)."""
+
+    name: str
+    kind: str  # counter | gauge
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+LEDGER_SPEND = PrometheusMetric(
+    "ai_cost_ledger_spend_USD",
+    "gauge",
+    "Exact spend recorded in the current UTC day or month so far (priced calls), from the ledger's running totals.",
+    ("environment", "period"),
+)
+LEDGER_SPEND_BY_MODEL = PrometheusMetric(
+    "ai_cost_ledger_spend_by_model_USD",
+    "gauge",
+    "Exact spend in the current UTC day or month so far, per provider and model.",
+    ("environment", "period", "provider", "model"),
+)
+LEDGER_CALLS = PrometheusMetric(
+    "ai_cost_ledger_calls",
+    "gauge",
+    "Calls recorded in the current UTC day or month so far.",
+    ("environment", "period"),
+)
+LEDGER_UNPRICED_CALLS = PrometheusMetric(
+    "ai_cost_ledger_unpriced_calls",
+    "gauge",
+    "Calls with usage but no price in the current UTC day or month so far (their cost is unknown, never zero).",
+    ("environment", "period"),
+)
+LEDGER_STORE_UP = PrometheusMetric(
+    "ai_cost_ledger_store_up", "gauge", "1 if the store answered this scrape's totals, else 0."
+)
+LEDGER_SPANS_RECEIVED = PrometheusMetric("ai_cost_ledger_spans_received_total", "counter", "Spans received over OTLP.")
+LEDGER_SPANS_IGNORED = PrometheusMetric(
+    "ai_cost_ledger_spans_ignored_total", "counter", "Spans accepted but not recorded: not cost spans."
+)
+LEDGER_SPANS_REJECTED = PrometheusMetric(
+    "ai_cost_ledger_spans_rejected_total", "counter", "Cost spans rejected as invalid (reported in partial_success)."
+)
+LEDGER_RECORDS_WRITTEN = PrometheusMetric(
+    "ai_cost_ledger_records_written_total", "counter", "New records written to the store."
+)
+LEDGER_DUPLICATES = PrometheusMetric(
+    "ai_cost_ledger_duplicates_ignored_total",
+    "counter",
+    "Records already in the store (retries, replays): ignored, never counted twice.",
+)
+LEDGER_WRITE_FAILURES = PrometheusMetric(
+    "ai_cost_ledger_write_failures_total",
+    "counter",
+    "Store writes that failed (answered 503 so that the sender retries).",
+)
+LEDGER_WRITE_RETRIES = PrometheusMetric(
+    "ai_cost_ledger_write_retries_total", "counter", "Transient store failures retried inside successful writes."
+)
+LEDGER_HTTP_REQUESTS = PrometheusMetric(
+    "ai_cost_ledger_http_requests_total",
+    "counter",
+    "HTTP requests answered, by route and status code.",
+    ("path", "code"),
+)
+
+LEDGER_METRICS: tuple[PrometheusMetric, ...] = (
+    LEDGER_SPEND,
+    LEDGER_SPEND_BY_MODEL,
+    LEDGER_CALLS,
+    LEDGER_UNPRICED_CALLS,
+    LEDGER_STORE_UP,
+    LEDGER_SPANS_RECEIVED,
+    LEDGER_SPANS_IGNORED,
+    LEDGER_SPANS_REJECTED,
+    LEDGER_RECORDS_WRITTEN,
+    LEDGER_DUPLICATES,
+    LEDGER_WRITE_FAILURES,
+    LEDGER_WRITE_RETRIES,
+    LEDGER_HTTP_REQUESTS,
+)

@@ -34,6 +34,7 @@ def test_every_contract_name_is_documented():
         contract.OUTCOME_LABEL,
         *(m.name for m in contract.METRICS),
         *(m.prometheus_name for m in contract.METRICS),
+        *(m.name for m in contract.LEDGER_METRICS),
     ]
     missing = [n for n in names if f"`{n}" not in text]
     assert missing == []

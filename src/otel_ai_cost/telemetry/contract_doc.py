@@ -115,6 +115,18 @@ def render() -> str:
         "",
         "Exemplars on `ai_cost.spend` (and the histograms) carry the trace and span id of a call of that series.",
         "",
+        "## Ledger service metrics",
+        "",
+        "`otel-ai-cost ledger serve` exposes these on `/metrics`, named the Prometheus way. The spend gauges are exact "
+        "period-to-date figures (UTC day and month) from the ledger's running totals: budget alerts use them.",
+        "",
+        "| metric | type | labels | meaning |",
+        "|---|---|---|---|",
+        *(
+            f"| `{m.name}` | {m.kind} | {', '.join(f'`{label}`' for label in m.labels)} | {m.help} |"
+            for m in c.LEDGER_METRICS
+        ),
+        "",
         "## Enumerations",
         "",
         f"- `{c.GenAI.TOKEN_TYPE}` on `ai_cost.tokens`: {_values(c.TokenType)} (mutually exclusive pricing "

@@ -13,77 +13,31 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+from otel_ai_cost import contract
 from otel_ai_cost.ledger.store import LedgerStore, UsageQuery
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@dataclass(frozen=True)
-class MetricDef:
-    name: str
-    kind: str  # counter | gauge
-    help: str
-    labels: tuple[str, ...] = ()
-
-
-# --- the one table of metric names -------------------------------------------------------------------------------
-SPEND = MetricDef(
-    "ai_cost_ledger_spend_USD",
-    "gauge",
-    "Exact spend recorded in the current UTC day or month so far (priced calls), from the ledger's running totals.",
-    ("environment", "period"),
-)
-SPEND_BY_MODEL = MetricDef(
-    "ai_cost_ledger_spend_by_model_USD",
-    "gauge",
-    "Exact spend in the current UTC day or month so far, per provider and model.",
-    ("environment", "period", "provider", "model"),
-)
-CALLS = MetricDef(
-    "ai_cost_ledger_calls",
-    "gauge",
-    "Calls recorded in the current UTC day or month so far.",
-    ("environment", "period"),
-)
-UNPRICED_CALLS = MetricDef(
-    "ai_cost_ledger_unpriced_calls",
-    "gauge",
-    "Calls with usage but no price in the current UTC day or month so far (their cost is unknown, never zero).",
-    ("environment", "period"),
-)
-STORE_UP = MetricDef("ai_cost_ledger_store_up", "gauge", "1 if the store answered this scrape's totals, else 0.")
-SPANS_RECEIVED = MetricDef("ai_cost_ledger_spans_received_total", "counter", "Spans received over OTLP.")
-SPANS_IGNORED = MetricDef(
-    "ai_cost_ledger_spans_ignored_total", "counter", "Spans accepted but not recorded: not cost spans."
-)
-SPANS_REJECTED = MetricDef(
-    "ai_cost_ledger_spans_rejected_total", "counter", "Cost spans rejected as invalid (reported in partial_success)."
-)
-RECORDS_WRITTEN = MetricDef("ai_cost_ledger_records_written_total", "counter", "New records written to the store.")
-DUPLICATES = MetricDef(
-    "ai_cost_ledger_duplicates_ignored_total",
-    "counter",
-    "Records already in the store (retries, replays): ignored, never counted twice.",
-)
-WRITE_FAILURES = MetricDef(
-    "ai_cost_ledger_write_failures_total",
-    "counter",
-    "Store writes that failed (answered 503 so that the sender retries).",
-)
-WRITE_RETRIES = MetricDef(
-    "ai_cost_ledger_write_retries_total", "counter", "Transient store failures retried inside successful writes."
-)
-HTTP_REQUESTS = MetricDef(
-    "ai_cost_ledger_http_requests_total",
-    "counter",
-    "HTTP requests answered, by route and status code.",
-    ("path", "code"),
-)
+# The metric names are part of the telemetry contract: alert rules and dashboards are generated from it.
+MetricDef = contract.PrometheusMetric
+CALLS = contract.LEDGER_CALLS
+DUPLICATES = contract.LEDGER_DUPLICATES
+HTTP_REQUESTS = contract.LEDGER_HTTP_REQUESTS
+RECORDS_WRITTEN = contract.LEDGER_RECORDS_WRITTEN
+SPANS_IGNORED = contract.LEDGER_SPANS_IGNORED
+SPANS_RECEIVED = contract.LEDGER_SPANS_RECEIVED
+SPANS_REJECTED = contract.LEDGER_SPANS_REJECTED
+SPEND = contract.LEDGER_SPEND
+SPEND_BY_MODEL = contract.LEDGER_SPEND_BY_MODEL
+STORE_UP = contract.LEDGER_STORE_UP
+UNPRICED_CALLS = contract.LEDGER_UNPRICED_CALLS
+WRITE_FAILURES = contract.LEDGER_WRITE_FAILURES
+WRITE_RETRIES = contract.LEDGER_WRITE_RETRIES
 
 COUNTERS: tuple[MetricDef, ...] = (
     SPANS_RECEIVED,

@@ -252,12 +252,7 @@ class _Group:
 
 
 @dataclass(slots=True)
-class _Delta:
-    """What one group adds to one running-total item."""
-
-    environment: str
-    period: str
-    provider_model: tuple[str, str] | None
+class _Sums:
     amount: Decimal = Decimal(0)
     calls: int = 0
     unpriced_calls: int = 0
@@ -270,6 +265,18 @@ class _Delta:
         self.unpriced_calls += record.pricing_status == PricingStatus.UNPRICED.value
         for i, value in enumerate(_record_tokens(record)):
             self.tokens[i] += value
+
+    def row(self, group: tuple[tuple[str, str], ...]) -> AggregateRow:
+        return AggregateRow(group, _plain(self.amount), self.calls, self.unpriced_calls, *self.tokens)
+
+
+@dataclass(slots=True)
+class _Delta(_Sums):
+    """What one group adds to one running-total item."""
+
+    environment: str = ""
+    period: str = ""
+    provider_model: tuple[str, str] | None = None
 
 
 def _record_tokens(record: LedgerRecord) -> tuple[int, ...]:
@@ -526,7 +533,7 @@ class DynamoDBStore:
             for key, environment, period, provider_model in _totals_targets(entry.record, totals_shard):
                 delta = deltas.get(key)
                 if delta is None:
-                    delta = deltas[key] = _Delta(environment, period, provider_model)
+                    delta = deltas[key] = _Delta(environment=environment, period=period, provider_model=provider_model)
                 delta.add(entry.record)
         for (pk, sk), delta in deltas.items():
             actions.append({"Update": self._totals_update(pk, sk, delta)})
@@ -828,7 +835,7 @@ class DynamoDBStore:
             for key, env, period, provider_model in _totals_targets(record, 0):
                 delta = deltas.get(key)
                 if delta is None:
-                    delta = deltas[key] = _Delta(env, period, provider_model)
+                    delta = deltas[key] = _Delta(environment=env, period=period, provider_model=provider_model)
                 delta.add(record)
         periods = [month, *(f"{month}-{day:02d}" for day in range(1, last.day + 1))]
         old = [
@@ -929,25 +936,6 @@ def _group_value(record: LedgerRecord, name: str) -> str:
     if name == "model":
         return record.response_model or record.request_model
     return str(getattr(record, name))
-
-
-@dataclass(slots=True)
-class _Sums:
-    amount: Decimal = Decimal(0)
-    calls: int = 0
-    unpriced_calls: int = 0
-    tokens: list[int] = field(default_factory=lambda: [0] * len(_TOKEN_FIELDS))
-
-    def add(self, record: LedgerRecord) -> None:
-        if record.amount is not None:
-            self.amount = EXACT.add(self.amount, record.amount)
-        self.calls += 1
-        self.unpriced_calls += record.pricing_status == PricingStatus.UNPRICED.value
-        for i, value in enumerate(_record_tokens(record)):
-            self.tokens[i] += value
-
-    def row(self, group: tuple[tuple[str, str], ...]) -> AggregateRow:
-        return AggregateRow(group, _plain(self.amount), self.calls, self.unpriced_calls, *self.tokens)
 
 
 def _total_item(pk: str, sk: str, delta: _Delta) -> dict[str, Any]:

@@ -84,7 +84,8 @@ def record_from_attributes(
     return LedgerRecord(
         trace_id=trace_id.lower(),
         span_id=span_id.lower(),
-        timestamp=datetime.fromtimestamp(start_time_ns / 1e9, tz=timezone.utc).replace(
+        # Whole seconds and microseconds from integers: a float of nanoseconds can round into the next second.
+        timestamp=datetime.fromtimestamp(start_time_ns // 1_000_000_000, tz=timezone.utc).replace(
             microsecond=(start_time_ns // 1000) % 1_000_000
         ),
         environment=text(Resource.DEPLOYMENT_ENVIRONMENT_NAME, "development"),

@@ -326,6 +326,19 @@ LEDGER_SPEND_BY_MODEL = PrometheusMetric(
     "Exact spend in the current UTC day or month so far, per provider and model.",
     ("environment", "period", "provider", "model"),
 )
+LEDGER_SPEND_BY_TEAM = PrometheusMetric(
+    "ai_cost_ledger_spend_by_team_USD",
+    "gauge",
+    "Exact spend in the current UTC day or month so far, per team (calls with a team; refreshed at most every 30 s).",
+    ("environment", "period", "team"),
+)
+LEDGER_SPEND_BY_OPERATION_TYPE = PrometheusMetric(
+    "ai_cost_ledger_spend_by_operation_type_USD",
+    "gauge",
+    "Exact spend in the current UTC day or month so far, per operation type (calls with one; refreshed at most "
+    "every 30 s).",
+    ("environment", "period", "operation_type"),
+)
 LEDGER_CALLS = PrometheusMetric(
     "ai_cost_ledger_calls",
     "gauge",
@@ -374,6 +387,8 @@ LEDGER_HTTP_REQUESTS = PrometheusMetric(
 LEDGER_METRICS: tuple[PrometheusMetric, ...] = (
     LEDGER_SPEND,
     LEDGER_SPEND_BY_MODEL,
+    LEDGER_SPEND_BY_TEAM,
+    LEDGER_SPEND_BY_OPERATION_TYPE,
     LEDGER_CALLS,
     LEDGER_UNPRICED_CALLS,
     LEDGER_STORE_UP,

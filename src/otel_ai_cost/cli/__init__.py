@@ -13,13 +13,18 @@ def main() -> None:
 
 def _register() -> None:
     # Each concern's commands live in their own module.
+    from otel_ai_cost.cli.budgets import budgets
+    from otel_ai_cost.cli.dashboards import dashboards
     from otel_ai_cost.cli.demo import demo
     from otel_ai_cost.cli.docs import docs
     from otel_ai_cost.cli.ledger import ledger
     from otel_ai_cost.cli.prices import prices
     from otel_ai_cost.cli.record import import_usage, record
     from otel_ai_cost.cli.report import jobs, report
+    from otel_ai_cost.cli.stand_in import stand_in
 
+    main.add_command(budgets)
+    main.add_command(dashboards)
     main.add_command(demo)
     main.add_command(docs)
     main.add_command(ledger)
@@ -28,6 +33,7 @@ def _register() -> None:
     main.add_command(jobs)
     main.add_command(record)
     main.add_command(import_usage)
+    main.add_command(stand_in)
 
 
 _register()

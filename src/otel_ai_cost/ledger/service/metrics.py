@@ -34,6 +34,8 @@ SPANS_RECEIVED = contract.LEDGER_SPANS_RECEIVED
 SPANS_REJECTED = contract.LEDGER_SPANS_REJECTED
 SPEND = contract.LEDGER_SPEND
 SPEND_BY_MODEL = contract.LEDGER_SPEND_BY_MODEL
+SPEND_BY_OPERATION_TYPE = contract.LEDGER_SPEND_BY_OPERATION_TYPE
+SPEND_BY_TEAM = contract.LEDGER_SPEND_BY_TEAM
 STORE_UP = contract.LEDGER_STORE_UP
 UNPRICED_CALLS = contract.LEDGER_UNPRICED_CALLS
 WRITE_FAILURES = contract.LEDGER_WRITE_FAILURES
@@ -49,11 +51,19 @@ COUNTERS: tuple[MetricDef, ...] = (
     WRITE_RETRIES,
     HTTP_REQUESTS,
 )
-GAUGES: tuple[MetricDef, ...] = (SPEND, SPEND_BY_MODEL, CALLS, UNPRICED_CALLS, STORE_UP)
+GAUGES: tuple[MetricDef, ...] = (
+    SPEND, SPEND_BY_MODEL, SPEND_BY_TEAM, SPEND_BY_OPERATION_TYPE, CALLS, UNPRICED_CALLS, STORE_UP,
+)  # fmt: skip
 METRICS: tuple[MetricDef, ...] = GAUGES + COUNTERS
 
 PERIOD_DAY = "day"
 PERIOD_MONTH = "month"
+SCOPED_SPEND_CACHE_S = 30.0  # per-team / per-operation-type spend: an aggregate, so cached
+# (the record field each scoped gauge groups by, and the gauge)
+SCOPED_GAUGES: tuple[tuple[str, MetricDef], ...] = (
+    ("team", SPEND_BY_TEAM),
+    ("operation_type", SPEND_BY_OPERATION_TYPE),
+)
 MAX_TRACKED_ENVIRONMENTS = 1000  # environments are few; the bound only guards memory against garbage input
 
 
@@ -107,12 +117,42 @@ class EnvironmentFinder:
     month), plus those this process has written. The fallback through `aggregate` groups a month of records, so its
     answer is cached."""
 
-    def __init__(self, store: LedgerStore, stats: ServiceStats, cache_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        stats: ServiceStats,
+        cache_s: float = 60.0,
+        scoped_cache_s: float = SCOPED_SPEND_CACHE_S,
+    ) -> None:
         self._store = store
         self._stats = stats
         self._cache_s = cache_s
+        self._scoped_cache_s = scoped_cache_s
         self._cached: tuple[float, str, frozenset[str]] | None = None
+        self._scoped: tuple[float, date, dict[str, list[tuple[tuple[str, ...], str]]]] | None = None
         self._lock = threading.Lock()
+
+    def scoped_spend(self, today: date) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+        """Samples of the per-team and per-operation-type spend gauges: exact sums from `aggregate` over the UTC
+        day and month so far, grouped by environment and the field. An aggregate may read records (DynamoDB), so
+        the answer is cached for `scoped_cache_s` (the gauges lag by at most that); records without the field
+        are left out."""
+        with self._lock:
+            now = time.monotonic()
+            if self._scoped and self._scoped[1] == today and now - self._scoped[0] < self._scoped_cache_s:
+                return self._scoped[2]
+        found: dict[str, list[tuple[tuple[str, ...], str]]] = {metric.name: [] for _, metric in SCOPED_GAUGES}
+        for period_label, start in ((PERIOD_DAY, today), (PERIOD_MONTH, today.replace(day=1))):
+            query = UsageQuery(start_day=start, end_day=today)
+            for field_name, metric in SCOPED_GAUGES:
+                for row in self._store.aggregate(query, ["environment", field_name]):
+                    values = dict(row.group)
+                    if values[field_name]:
+                        labels = (values["environment"], period_label, values[field_name])
+                        found[metric.name].append((labels, _decimal(row.amount)))
+        with self._lock:
+            self._scoped = (now, today, found)
+        return found
 
     def environments(self, today: date) -> list[str]:
         month = today.strftime("%Y-%m")
@@ -158,6 +198,11 @@ def render(
     except Exception:  # the scrape must still answer with the counters; store_up tells the outage
         gauges = {m.name: [] for m in GAUGES}
         up = "0"
+    if up == "1":
+        try:  # an aggregate, not the running totals: its failure leaves these gauges out, the others stand
+            gauges.update(finder.scoped_spend(today))
+        except Exception:
+            pass
     gauges[STORE_UP.name] = [((), up)]
 
     lines: list[str] = []

@@ -1,0 +1,336 @@
+"""The budgets file (`config/budgets.yaml`), validated as it is read.
+
+```yaml
+timezone: UTC                      # optional; calendar days and months (only UTC: the ledger's totals are UTC)
+budgets:
+  daily:                           # USD per UTC day, per environment (the seeds' shape)
+    production: 100.00
+    cicd: 50.00
+  monthly:                         # USD per UTC month, per environment
+    production: 2500
+  scoped:                          # optional narrower budgets: exactly one of provider, team, operation_type
+    - {environment: production, period: month, provider: openai, amount: 1500}
+    - {environment: cicd, period: day, team: platform, amount: 20}
+    - {environment: production, period: day, operation_type: batch_processing, amount: 60}
+  alerts:
+    thresholds:                    # default: 80 warning, 95 critical, 100 exceeded
+      - {percent: 80, severity: warning}
+      - {percent: 95, severity: critical}
+      - {percent: 100, severity: exceeded}
+    channels:                      # secrets only as ${ENV_VAR} references
+      - {type: slack, webhook: "${SLACK_WEBHOOK_URL}"}
+      - type: email
+        recipients: [devops@example.com]
+        smtp: {host: smtp.example.com, port: 587, from: ai-cost@example.com, username: alerts,
+               password: "${SMTP_PASSWORD}", starttls: true}
+      - {type: webhook, url: "${ALERT_WEBHOOK_URL}"}
+```
+
+Errors read `file:line: key.path: problem` (the `NodeReader` of the price files); unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import yaml
+
+from otel_ai_cost.ledger.service.metrics import PERIOD_DAY, PERIOD_MONTH
+from otel_ai_cost.pricing.yaml_nodes import NodeReader, PriceFileError
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "PERIODS",
+    "SCOPES",
+    "SEVERITIES",
+    "Budget",
+    "BudgetConfig",
+    "BudgetConfigError",
+    "Channel",
+    "SmtpSettings",
+    "Threshold",
+    "load_budgets",
+    "parse_budgets",
+]
+
+PERIODS = (PERIOD_DAY, PERIOD_MONTH)
+SCOPE_ENVIRONMENT = "environment"
+SCOPE_PROVIDER = "provider"
+SCOPE_TEAM = "team"
+SCOPE_OPERATION_TYPE = "operation_type"
+SCOPES = (SCOPE_ENVIRONMENT, SCOPE_PROVIDER, SCOPE_TEAM, SCOPE_OPERATION_TYPE)
+SEVERITY_WARNING = "warning"
+SEVERITY_CRITICAL = "critical"
+SEVERITY_EXCEEDED = "exceeded"
+SEVERITIES = (SEVERITY_WARNING, SEVERITY_CRITICAL, SEVERITY_EXCEEDED)
+CHANNEL_TYPES = ("slack", "email", "webhook")
+TIMEZONES = ("UTC",)
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.:/-]+$")  # safe inside a PromQL string and an Alertmanager label
+
+
+class BudgetConfigError(PriceFileError):
+    """A budgets file that cannot be used; the message reads `file:line: key.path: problem`."""
+
+
+@dataclass(frozen=True)
+class Threshold:
+    percent: Decimal
+    severity: str
+
+    @property
+    def ratio(self) -> Decimal:
+        return self.percent / 100
+
+
+DEFAULT_THRESHOLDS = (
+    Threshold(Decimal(80), SEVERITY_WARNING),
+    Threshold(Decimal(95), SEVERITY_CRITICAL),
+    Threshold(Decimal(100), SEVERITY_EXCEEDED),
+)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One budget: `amount` USD per `period` for `environment`, optionally narrowed to one provider, team or
+    operation type (`scope`, `scope_value`)."""
+
+    environment: str
+    period: str  # day | month
+    amount: Decimal
+    scope: str = SCOPE_ENVIRONMENT
+    scope_value: str | None = None
+    line: int = 0
+
+    @property
+    def id(self) -> str:
+        """The `budget` label: unique per budget, e.g. `production/day` or `production/month/provider=openai`."""
+        base = f"{self.environment}/{self.period}"
+        return base if self.scope == SCOPE_ENVIRONMENT else f"{base}/{self.scope}={self.scope_value}"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None  # a ${ENV_VAR} reference
+    starttls: bool = False
+
+
+@dataclass(frozen=True)
+class Channel:
+    type: str  # slack | email | webhook
+    target: str = ""  # slack webhook / webhook url (may be a ${ENV_VAR} reference)
+    recipients: tuple[str, ...] = ()
+    smtp: SmtpSettings | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    path: str
+    timezone: str
+    budgets: tuple[Budget, ...]
+    thresholds: tuple[Threshold, ...]
+    channels: tuple[Channel, ...]
+
+    def environments(self) -> tuple[str, ...]:
+        return tuple(sorted({budget.environment for budget in self.budgets}))
+
+
+def load_budgets(path: str | Path) -> BudgetConfig:
+    """Read and validate a budgets file; raises `BudgetConfigError` naming the file, line and key."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BudgetConfigError(f"{name}:0: (file): cannot read: {exc}") from None
+    return parse_budgets(text, filename=name)
+
+
+def parse_budgets(text: str, *, filename: str = "budgets.yaml") -> BudgetConfig:
+    """Validate budgets-file text; see the module docstring for the schema."""
+    try:
+        return _Parser(NodeReader(filename)).config(text)
+    except BudgetConfigError:
+        raise
+    except PriceFileError as exc:  # NodeReader's own error type: same message, our class
+        raise BudgetConfigError(str(exc)) from None
+
+
+class _Parser:
+    def __init__(self, reader: NodeReader) -> None:
+        self.r = reader
+
+    def config(self, text: str) -> BudgetConfig:
+        root = self.r.compose(text)
+        if root is None or self.r.is_null(root):
+            raise BudgetConfigError(f"{self.r.filename}:1: (root): the file is empty; expected a 'budgets' mapping")
+        top = self.r.mapping(root, "", allowed=("timezone", "budgets"), required=("budgets",))
+        timezone = "UTC"
+        if "timezone" in top:
+            timezone = self.r.choice(top["timezone"], "timezone", TIMEZONES)
+        section = self.r.mapping(top["budgets"], "budgets", allowed=("daily", "monthly", "scoped", "alerts"))
+        budgets: list[Budget] = []
+        for key, period in (("daily", PERIOD_DAY), ("monthly", PERIOD_MONTH)):
+            if key in section:
+                budgets += self.per_environment(section[key], f"budgets.{key}", period)
+        if "scoped" in section:
+            path = "budgets.scoped"
+            budgets += [self.scoped(n, f"{path}[{i}]") for i, n in enumerate(self.r.sequence(section["scoped"], path))]
+        seen: dict[str, Budget] = {}
+        for budget in budgets:
+            if budget.id in seen:
+                raise BudgetConfigError(
+                    f"{self.r.filename}:{budget.line}: budgets: budget {budget.id!r} is defined twice "
+                    f"(first on line {seen[budget.id].line})"
+                )
+            seen[budget.id] = budget
+        if not budgets:
+            self.r.fail(top["budgets"], "budgets", "no budget defined (daily, monthly or scoped)")
+        thresholds, channels = DEFAULT_THRESHOLDS, ()
+        if "alerts" in section:
+            thresholds, channels = self.alerts(section["alerts"], "budgets.alerts")
+        return BudgetConfig(self.r.filename, timezone, tuple(budgets), thresholds, channels)
+
+    def per_environment(self, node: yaml.Node, path: str, period: str) -> list[Budget]:
+        if not isinstance(node, yaml.MappingNode):
+            self.r.fail(node, path, "expected a mapping of environment: amount")
+        out = []
+        for key_node, value_node in node.value:
+            environment = self.name(key_node, path)
+            out.append(
+                Budget(environment, period, self.amount(value_node, f"{path}.{environment}"), line=_line(key_node))
+            )
+        return out
+
+    def scoped(self, node: yaml.Node, path: str) -> Budget:
+        narrowing = (SCOPE_PROVIDER, SCOPE_TEAM, SCOPE_OPERATION_TYPE)
+        fields = self.r.mapping(
+            node,
+            path,
+            allowed=("environment", "period", "amount", *narrowing),
+            required=("environment", "period", "amount"),
+        )
+        given = [key for key in narrowing if key in fields]
+        if len(given) != 1:
+            self.r.fail(node, path, f"a scoped budget needs exactly one of {', '.join(narrowing)} (got {len(given)})")
+        scope = given[0]
+        return Budget(
+            environment=self.name(fields["environment"], f"{path}.environment"),
+            period=self.r.choice(fields["period"], f"{path}.period", PERIODS),
+            amount=self.amount(fields["amount"], f"{path}.amount"),
+            scope=scope,
+            scope_value=self.name(fields[scope], f"{path}.{scope}"),
+            line=_line(node),
+        )
+
+    def alerts(self, node: yaml.Node, path: str) -> tuple[tuple[Threshold, ...], tuple[Channel, ...]]:
+        fields = self.r.mapping(node, path, allowed=("thresholds", "channels"))
+        thresholds = DEFAULT_THRESHOLDS
+        if "thresholds" in fields:
+            t_path = f"{path}.thresholds"
+            items = self.r.sequence(fields["thresholds"], t_path)
+            if not items:
+                self.r.fail(fields["thresholds"], t_path, "expected at least one threshold")
+            thresholds = tuple(self.threshold(n, f"{t_path}[{i}]") for i, n in enumerate(items))
+            for i, (a, b) in enumerate(itertools.pairwise(thresholds)):
+                if b.percent <= a.percent:
+                    self.r.fail(items[i + 1], f"{t_path}[{i + 1}].percent", "thresholds must increase")
+        channels: tuple[Channel, ...] = ()
+        if "channels" in fields:
+            c_path = f"{path}.channels"
+            items = self.r.sequence(fields["channels"], c_path)
+            channels = tuple(self.channel(n, f"{c_path}[{i}]") for i, n in enumerate(items))
+        return thresholds, channels
+
+    def threshold(self, node: yaml.Node, path: str) -> Threshold:
+        fields = self.r.mapping(node, path, allowed=("percent", "severity"), required=("percent", "severity"))
+        percent = self.r.number(fields["percent"], f"{path}.percent")
+        if percent <= 0 or percent > 1000:
+            self.r.fail(fields["percent"], f"{path}.percent", f"expected a percentage in (0, 1000], got {percent}")
+        return Threshold(percent, self.r.choice(fields["severity"], f"{path}.severity", SEVERITIES))
+
+    def channel(self, node: yaml.Node, path: str) -> Channel:
+        if not isinstance(node, yaml.MappingNode):
+            self.r.fail(node, path, "expected a mapping with a 'type'")
+        kind_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "type"), None)
+        if kind_node is None:
+            self.r.fail(node, path, "missing required key 'type'")
+        kind = self.r.choice(kind_node, f"{path}.type", CHANNEL_TYPES)
+        if kind == "slack":
+            fields = self.r.mapping(node, path, allowed=("type", "webhook"), required=("webhook",))
+            return Channel(kind, target=self.secret(fields["webhook"], f"{path}.webhook"), line=_line(node))
+        if kind == "webhook":
+            fields = self.r.mapping(node, path, allowed=("type", "url"), required=("url",))
+            url = self.r.string(fields["url"], f"{path}.url")
+            if not _ENV_REF.match(url) and not url.startswith(("http://", "https://")):
+                self.r.fail(fields["url"], f"{path}.url", f"expected an http(s) URL or a ${{ENV_VAR}}, got {url!r}")
+            return Channel(kind, target=url, line=_line(node))
+        fields = self.r.mapping(node, path, allowed=("type", "recipients", "smtp"), required=("recipients",))
+        r_path = f"{path}.recipients"
+        recipients = tuple(
+            self.email(n, f"{r_path}[{i}]") for i, n in enumerate(self.r.sequence(fields["recipients"], r_path))
+        )
+        if not recipients:
+            self.r.fail(fields["recipients"], r_path, "expected at least one recipient")
+        smtp = self.smtp(fields["smtp"], f"{path}.smtp") if "smtp" in fields else None
+        return Channel(kind, recipients=recipients, smtp=smtp, line=_line(node))
+
+    def smtp(self, node: yaml.Node, path: str) -> SmtpSettings:
+        fields = self.r.mapping(
+            node, path, allowed=("host", "port", "from", "username", "password", "starttls"), required=("host", "from")
+        )
+        port = 25
+        if "port" in fields:
+            port = self.r.positive_int(fields["port"], f"{path}.port")
+            if port > 65535:
+                self.r.fail(fields["port"], f"{path}.port", f"expected a TCP port, got {port}")
+        return SmtpSettings(
+            host=self.r.string(fields["host"], f"{path}.host"),
+            port=port,
+            sender=self.email(fields["from"], f"{path}.from"),
+            username=self.r.string(fields["username"], f"{path}.username") if "username" in fields else None,
+            password=self.secret(fields["password"], f"{path}.password") if "password" in fields else None,
+            starttls=self.r.boolean(fields["starttls"], f"{path}.starttls") if "starttls" in fields else False,
+        )
+
+    def secret(self, node: yaml.Node, path: str) -> str:
+        text = self.r.string(node, path)
+        if not _ENV_REF.match(text):
+            self.r.fail(node, path, "a secret must be an ${ENV_VAR} reference, never written in the file")
+        return text
+
+    def email(self, node: yaml.Node, path: str) -> str:
+        text = self.r.string(node, path)
+        if "@" not in text or " " in text:
+            self.r.fail(node, path, f"expected an e-mail address, got {text!r}")
+        return text
+
+    def name(self, node: yaml.Node, path: str) -> str:
+        text = self.r.string(node, path)
+        if not _NAME.match(text):
+            self.r.fail(node, path, f"expected a name of letters, digits and _.:/-, got {text!r}")
+        return text
+
+    def amount(self, node: yaml.Node, path: str) -> Decimal:
+        value = self.r.number(node, path)
+        if value <= 0:
+            self.r.fail(node, path, f"expected a positive amount in USD, got {node.value!r}")
+        return value
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def env_reference(text: str) -> str | None:
+    """The variable name of a `${VAR}` reference, else None."""
+    match = _ENV_REF.match(text)
+    return match.group(1) if match else None

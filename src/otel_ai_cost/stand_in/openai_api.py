@@ -28,6 +28,7 @@ from .scenario import (
     digest,
     estimate_tokens,
     last_user_text,
+    retry_headers,
     sample_from_schema,
     split_text,
     sse_json,
@@ -87,11 +88,7 @@ def error_body(status: int, scenario: Scenario | None = None, message: str | Non
 
 
 def error_answer(status: int, scenario: Scenario | None = None, message: str | None = None) -> Answer:
-    headers = base_headers()
-    if scenario is not None and scenario.retry_after_ms is not None:
-        headers["retry-after-ms"] = str(scenario.retry_after_ms)
-    if scenario is not None and scenario.should_retry is not None:
-        headers["x-should-retry"] = "true" if scenario.should_retry else "false"
+    headers = {**base_headers(), **retry_headers(scenario)}
     return Answer(status=status, headers=headers, body=error_body(status, scenario, message))
 
 

@@ -345,3 +345,13 @@ class PromptCache:
 
     def clear(self) -> None:
         self._seen.clear()
+
+
+def retry_headers(scenario: Scenario | None) -> dict[str, str]:
+    """The retry hints both SDKs obey on an error answer (`retry-after-ms`, `x-should-retry`)."""
+    headers: dict[str, str] = {}
+    if scenario is not None and scenario.retry_after_ms is not None:
+        headers["retry-after-ms"] = str(scenario.retry_after_ms)
+    if scenario is not None and scenario.should_retry is not None:
+        headers["x-should-retry"] = "true" if scenario.should_retry else "false"
+    return headers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ import click
 
 from otel_ai_cost.contract import Env, PricingStatus
 from otel_ai_cost.pricing.tiers import TIERS
+from otel_ai_cost.when import parse_when
 
 if TYPE_CHECKING:
     from otel_ai_cost.pricing.catalog import PriceCatalog
@@ -38,13 +39,9 @@ class _Moment(click.ParamType):
             return value
         text = str(value).strip()
         try:
-            if len(text) == 10:
-                day = date.fromisoformat(text)
-                return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-            moment = datetime.fromisoformat(text)
+            return parse_when(text)
         except ValueError:
             self.fail(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime", param, ctx)
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
 _provider_option = click.option(

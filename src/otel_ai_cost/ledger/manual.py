@@ -43,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from otel_ai_cost.contract import CostSource, PricingStatus, Record, RecordSource
-from otel_ai_cost.ledger.record import LedgerRecord, parse_timestamp
+from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.store import LedgerStore
+from otel_ai_cost.when import NoTimezoneError, parse_when
 
 __all__ = [
     "MANUAL_SERVICE",
@@ -310,16 +311,12 @@ def _when(value: Any, *, key: str = "date") -> datetime:
         return datetime.combine(value, time(0), tzinfo=timezone.utc)
     if not isinstance(value, str):
         raise ValueError(f"{key} must be an ISO 8601 text, got {value!r}")
-    text = value.strip()
     try:
-        if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=timezone.utc)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_when(value, naive_is_utc=False)
+    except NoTimezoneError:
+        raise ValueError(f"{key} must include a timezone (e.g. 2026-01-30T14:00:00Z), got {value!r}") from None
     except ValueError:
         raise ValueError(f"{key} is not an ISO 8601 date or time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{key} must include a timezone (e.g. 2026-01-30T14:00:00Z), got {value!r}")
-    return parse_timestamp(parsed).astimezone(timezone.utc)
 
 
 def _no_constant(name: str) -> Any:

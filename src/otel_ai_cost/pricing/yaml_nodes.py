@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection
-from datetime import date, datetime, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn
 
 import yaml
+
+from otel_ai_cost.when import parse_when
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -141,13 +143,9 @@ class NodeReader:
         expected = "a date (YYYY-MM-DD) or an ISO 8601 datetime"
         text = self.scalar_text(node, path, expected).strip()
         try:
-            if len(text) == 10:
-                day = date.fromisoformat(text)
-                return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-            moment = datetime.fromisoformat(text)
+            return parse_when(text)
         except ValueError:
             self.fail(node, path, f"expected {expected}, got {text!r}")
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _describe(node: yaml.Node) -> str:

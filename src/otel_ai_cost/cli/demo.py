@@ -25,7 +25,7 @@ _ATTRIBUTION = (Attribution.OPERATION_TYPE, Attribution.JOB_ID, Attribution.BATC
 Step = tuple[str, Callable[[Any, Any, Any], Any]]
 
 
-def _calls(server: Any, openai_client: Any, anthropic_client: Any) -> list[Step]:
+def _calls() -> list[Step]:
     from otel_ai_cost.stand_in import Scenario
 
     user = [{"role": "user", "content": "Summarise this receipt: 2x coffee, 1x bagel, total $11.40"}]
@@ -147,7 +147,7 @@ def demo(ledger: str | None) -> None:
             with otel_ai_cost.ai_usage_context(
                 operation_type="receipt_labelling", job_id="demo-job-1", batch_id="batch-7", team="platform"
             ):
-                for label, step in _calls(server, oai, anth):
+                for label, step in _calls():
                     spans.clear()
                     step(server, oai, anth)
                     for span in spans.get_finished_spans():

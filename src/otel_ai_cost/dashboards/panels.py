@@ -177,10 +177,5 @@ def text(title: str, markdown: str) -> dict[str, Any]:
     }
 
 
-def hide_time_labels() -> dict[str, Any]:
-    """Transformation for instant table queries: drop the Time column."""
-    return {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {"Value": "value"}}}
-
-
 def link(title: str, url: str, *, new_tab: bool = True) -> dict[str, Any]:
     return {"title": title, "url": url, "targetBlank": new_tab}

@@ -119,11 +119,6 @@ def ratio(numerator: str, denominator: str) -> str:
     return f"({numerator}) / ({denominator})"
 
 
-def seconds_to_month_end() -> str:
-    """Seconds from now to the end of the current UTC month (a scalar)."""
-    return "scalar((days_in_month() - day_of_month() + 1) * 86400 - hour() * 3600 - minute() * 60)"
-
-
 def period(value: str) -> str:
     """The matcher of the ledger gauges' `period` label: "day" (the current UTC day) or "month"."""
     return f'period="{value}"'

@@ -35,6 +35,3 @@ class Usage:
     def plain_output_tokens(self) -> int:
         """Output other than reasoning."""
         return max(0, self.output_tokens - self.reasoning_output_tokens)
-
-
-EMPTY_USAGE = Usage()

@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 OPENAI_USAGE_FIELDS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens")
@@ -145,14 +145,6 @@ class Scenario:
         if self.text is None:
             return None
         return list(self.text) if isinstance(self.text, list) else split_text(self.text)
-
-    def full_text(self) -> str | None:
-        if self.text is None:
-            return None
-        return "".join(self.text) if isinstance(self.text, list) else self.text
-
-
-SCENARIO_FIELDS = tuple(f.name for f in fields(Scenario))
 
 
 @dataclass(frozen=True)

@@ -210,11 +210,3 @@ def metrics_for(meter_provider: MeterProvider | None) -> CostMetrics:
 
 def _meter(meter_provider: MeterProvider | None) -> Meter:
     return get_meter(INSTRUMENTATION_SCOPE, __version__, meter_provider, schema_url=SCHEMA_URL)
-
-
-def drain_all() -> None:
-    """Flush queued points into the SDK (used before a provider's final collection at exit)."""
-    with _lock:
-        everything = [*_by_provider.values(), *([_global_metrics] if _global_metrics else [])]
-    for metrics in everything:
-        metrics.drain()

@@ -274,21 +274,14 @@ class Call:
                 attributes[GenAI.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
             if usage.web_search_requests:
                 attributes[Cost.USAGE_WEB_SEARCH_REQUESTS] = usage.web_search_requests
+            at = datetime.fromtimestamp(self._started_at // 1_000_000_000, tz=timezone.utc)
             quote = self._recorder.catalog.quote(
-                self.provider,
-                response_model or self.request_model or "",
-                usage,
-                at=datetime.fromtimestamp(self._started_at / 1e9, tz=timezone.utc),
-                service_tier=service_tier,
+                self.provider, response_model or self.request_model or "", usage, at=at, service_tier=service_tier
             )
             if quote.status is PricingStatus.UNPRICED and response_model and self.request_model:
                 # A dated response id may be newer than the catalog; the alias the caller asked for may be known.
                 quote = self._recorder.catalog.quote(
-                    self.provider,
-                    self.request_model,
-                    usage,
-                    at=datetime.fromtimestamp(self._started_at / 1e9, tz=timezone.utc),
-                    service_tier=service_tier,
+                    self.provider, self.request_model, usage, at=at, service_tier=service_tier
                 )
             status = quote.status.value
             attributes[Cost.PRICING_VERSION] = quote.version

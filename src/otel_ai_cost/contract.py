@@ -73,6 +73,9 @@ class Cost:
     AMOUNT = "ai_cost.amount"  # string: an exact decimal, e.g. "0.0012345" (a double would round)
     CURRENCY = "ai_cost.currency"
     SOURCE = "ai_cost.source"  # CostSource
+    # Our catalog's figure for a call whose amount the provider reported (source `provider`), kept beside it so a
+    # wrong price in either shows as a difference.
+    COMPUTED_AMOUNT = "ai_cost.computed_amount"
     PRICING_STATUS = "ai_cost.pricing.status"  # PricingStatus
     PRICING_VERSION = "ai_cost.pricing.version"
     PRICING_TIER = "ai_cost.pricing.tier"  # the tier the price was taken from: standard, batch, flex, priority

@@ -18,7 +18,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_ai_cost.instrumentation.anthropic import AnthropicCostInstrumentor
-from otel_ai_cost.instrumentation.common.instrumentor import SdkCostInstrumentor
+from otel_ai_cost.instrumentation.common.instrumentor import CostInstrumentor
 from otel_ai_cost.instrumentation.openai import OpenAICostInstrumentor
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("otel_ai_cost")
 
-_INSTRUMENTORS: tuple[type[SdkCostInstrumentor], ...] = (OpenAICostInstrumentor, AnthropicCostInstrumentor)
+_INSTRUMENTORS: tuple[type[CostInstrumentor], ...] = (OpenAICostInstrumentor, AnthropicCostInstrumentor)
 
 
 def instrument(

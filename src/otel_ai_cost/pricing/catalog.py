@@ -77,8 +77,20 @@ class PriceCatalog:
         self._lock = threading.Lock()
         self._warned: set[tuple[object, ...]] = set()
 
-    def quote(self, provider: str, model: str, usage: Usage, *, at: datetime, service_tier: str | None = None) -> Quote:
-        """The exact cost of one call; UNPRICED (logged once per provider and model) when unpriceable."""
+    def quote(
+        self,
+        provider: str,
+        model: str,
+        usage: Usage,
+        *,
+        at: datetime,
+        service_tier: str | None = None,
+        region: str | None = None,
+    ) -> Quote:
+        """The exact cost of one call; UNPRICED (logged once per provider and model) when unpriceable.
+
+        `region` is the cloud region the call was served from, for providers that price by region (Bedrock).
+        """
         tier = STANDARD
         try:
             tier = tier_for(service_tier)

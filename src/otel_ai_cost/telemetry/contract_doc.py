@@ -31,6 +31,11 @@ _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     (c.Cost.AMOUNT, "string (decimal)", "exact cost, e.g. `0.00123450`; a string because a double would round"),
     (c.Cost.CURRENCY, "string", f"`{c.CURRENCY}`"),
     (c.Cost.SOURCE, "string", "`local` (priced from the catalog) or `provider` (reported in the response)"),
+    (
+        c.Cost.COMPUTED_AMOUNT,
+        "string (decimal)",
+        "with source `provider`: the catalog's own figure for the call, so the difference shows",
+    ),
     (c.Cost.PRICING_STATUS, "string", "`priced`, `unpriced` (no price known: no amount, never $0), `no_usage`"),
     (c.Cost.PRICING_VERSION, "string", "catalog version that priced the call"),
     (c.Cost.PRICING_TIER, "string", "`standard`, `batch`, `flex` or `priority`, from the response's service tier"),

@@ -202,6 +202,7 @@ class Call:
         finish_reasons: Sequence[str] | None = None,
         service_tier: str | None = None,
         provider_cost: Decimal | None = None,
+        region: str | None = None,
         error: BaseException | None = None,
         error_type: str | None = None,
         partial: bool = False,
@@ -219,6 +220,7 @@ class Call:
                 finish_reasons,
                 service_tier,
                 provider_cost,
+                region,
                 error,
                 error_type,
                 partial,
@@ -239,6 +241,7 @@ class Call:
         finish_reasons: Sequence[str] | None,
         service_tier: str | None,
         provider_cost: Decimal | None,
+        region: str | None,
         error: BaseException | None,
         error_type: str | None,
         partial: bool,
@@ -276,12 +279,17 @@ class Call:
                 attributes[Cost.USAGE_WEB_SEARCH_REQUESTS] = usage.web_search_requests
             at = datetime.fromtimestamp(self._started_at // 1_000_000_000, tz=timezone.utc)
             quote = self._recorder.catalog.quote(
-                self.provider, response_model or self.request_model or "", usage, at=at, service_tier=service_tier
+                self.provider,
+                response_model or self.request_model or "",
+                usage,
+                at=at,
+                service_tier=service_tier,
+                region=region,
             )
             if quote.status is PricingStatus.UNPRICED and response_model and self.request_model:
                 # A dated response id may be newer than the catalog; the alias the caller asked for may be known.
                 quote = self._recorder.catalog.quote(
-                    self.provider, self.request_model, usage, at=at, service_tier=service_tier
+                    self.provider, self.request_model, usage, at=at, service_tier=service_tier, region=region
                 )
             status = quote.status.value
             attributes[Cost.PRICING_VERSION] = quote.version
@@ -289,6 +297,8 @@ class Call:
             amount = quote.amount
             source = CostSource.LOCAL.value
             if provider_cost is not None:
+                if amount is not None:
+                    attributes[Cost.COMPUTED_AMOUNT] = format(amount, "f")
                 amount, source = provider_cost, CostSource.PROVIDER.value
                 status = PricingStatus.PRICED.value
             if amount is not None:

@@ -1,4 +1,10 @@
-"""What our two instrumentors share: patch an SDK's `request()` on its sync and async base clients."""
+"""What every cost instrumentor shares: a `Recorder` wired to the usage ledger, and the patching of HTTP SDKs.
+
+`CostInstrumentor` is the base of every SDK's instrumentor (openai, anthropic, botocore, google-genai,
+googlemaps): it builds the `Recorder` the SDK's wrappers hand their facts to. `SdkCostInstrumentor` adds the one
+patch the Stainless-generated SDKs (`openai`, `anthropic`) need: their `request()` on the sync and async base
+clients.
+"""
 
 from __future__ import annotations
 
@@ -17,20 +23,16 @@ from otel_ai_cost.telemetry.recorder import Recorder
 logger = logging.getLogger("otel_ai_cost")
 
 
-class SdkCostInstrumentor(BaseInstrumentor):
-    """Base for one SDK. Subclasses name the SDK and build its adapter."""
+class CostInstrumentor(BaseInstrumentor):
+    """Base for one SDK. Subclasses name the SDK's module and requirement and patch it in `_patch`."""
 
-    sdk_module: str  # e.g. "openai"
+    sdk_module: str  # the module whose presence means the SDK is installed, e.g. "openai", "google.genai"
     requirement: str  # e.g. "openai >= 3.0"
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return (self.requirement,)
 
-    def _adapter(self) -> Any:
-        raise NotImplementedError
-
     def _instrument(self, **kwargs: Any) -> None:
-        base_client = importlib.import_module(f"{self.sdk_module}._base_client")
         # The usage ledger, wired here too so that `opentelemetry-instrument` (which loads this instrumentor by
         # entry point, without `instrument()`) gets it; idempotent. Lazy import: instrument_api imports this module.
         from otel_ai_cost.instrument_api import attach_ledger
@@ -40,14 +42,34 @@ class SdkCostInstrumentor(BaseInstrumentor):
             meter_provider=kwargs.get("meter_provider"),
             catalog=kwargs.get("price_catalog"),
         )
-        adapter = self._adapter()
-        wrap_function_wrapper(base_client, "SyncAPIClient.request", sync_request_wrapper(recorder, adapter))
-        wrap_function_wrapper(base_client, "AsyncAPIClient.request", async_request_wrapper(recorder, adapter))
+        self._patch(recorder)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         from otel_ai_cost.instrument_api import detach_ledger
 
+        self._unpatch()
+        detach_ledger(self.sdk_module)
+
+    def _patch(self, recorder: Recorder) -> None:
+        raise NotImplementedError
+
+    def _unpatch(self) -> None:
+        raise NotImplementedError
+
+
+class SdkCostInstrumentor(CostInstrumentor):
+    """For the Stainless SDKs: one wrapper on `request()` sees every call; the adapter picks the routes."""
+
+    def _adapter(self) -> Any:
+        raise NotImplementedError
+
+    def _patch(self, recorder: Recorder) -> None:
+        base_client = importlib.import_module(f"{self.sdk_module}._base_client")
+        adapter = self._adapter()
+        wrap_function_wrapper(base_client, "SyncAPIClient.request", sync_request_wrapper(recorder, adapter))
+        wrap_function_wrapper(base_client, "AsyncAPIClient.request", async_request_wrapper(recorder, adapter))
+
+    def _unpatch(self) -> None:
         base_client = importlib.import_module(f"{self.sdk_module}._base_client")
         unwrap(base_client.SyncAPIClient, "request")
         unwrap(base_client.AsyncAPIClient, "request")
-        detach_ledger(self.sdk_module)

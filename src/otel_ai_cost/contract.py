@@ -241,6 +241,9 @@ class Env:
     INJECT_STREAM_USAGE = "OTEL_AI_COST_INJECT_STREAM_USAGE"  # "false" turns off include_usage injection
     ENVIRONMENT_FALLBACK = "ENVIRONMENT"  # the variable existing deployments already set
     CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+    # host[:port][/path-prefix]=provider, comma-separated: which provider an OpenAI-compatible base URL is
+    PROVIDER_HOSTS = "OTEL_AI_COST_PROVIDER_HOSTS"
+    MODEL_ALIASES = "OTEL_AI_COST_MODEL_ALIASES"  # alias=model, comma-separated: Azure deployments, gateway groups
     LEDGER = "OTEL_AI_COST_LEDGER"  # store URL (sqlite:///..., dynamodb://TABLE?...), or "none"
     LEDGER_TOKEN = "OTEL_AI_COST_LEDGER_TOKEN"  # bearer token the ledger service requires
 

@@ -14,7 +14,7 @@ import secrets
 import struct
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .scenario import (
@@ -103,9 +103,11 @@ class OpenAIUsage:
     cached_tokens: int
     completion_tokens: int
     reasoning_tokens: int
+    extra: Mapping[str, Any] = field(default_factory=dict)  # provider-specific fields, e.g. xAI's cost ticks
 
     def chat(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
@@ -120,6 +122,7 @@ class OpenAIUsage:
 
     def responses(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "input_tokens": self.prompt_tokens,
             "input_tokens_details": {"cached_tokens": self.cached_tokens, "cache_write_tokens": 0},
             "output_tokens": self.completion_tokens,
@@ -175,7 +178,7 @@ def _usage(
     completion = scenario.completion_tokens
     if completion is None:
         completion = estimate_tokens(text) + reasoning
-    return OpenAIUsage(prompt, cached, completion, reasoning)
+    return OpenAIUsage(prompt, cached, completion, reasoning, scenario.usage_extra)
 
 
 def _service_tier(scenario: Scenario, body: Mapping[str, Any]) -> str:

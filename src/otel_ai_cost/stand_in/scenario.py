@@ -59,6 +59,8 @@ class Scenario:
         cached_tokens: cache reads (`prompt_tokens_details.cached_tokens`).
         completion_tokens: output tokens, INCLUDING `reasoning_tokens` (Responses: `output_tokens`).
         reasoning_tokens: `completion_tokens_details.reasoning_tokens`.
+        usage_extra: more fields for the usage object, as OpenAI-compatible providers add them (xAI
+            `cost_in_usd_ticks`, Perplexity `cost` and `search_context_size`, OpenRouter `cost`).
 
     Anthropic usage (messages, count_tokens):
         input_tokens: uncached input, EXCLUDING cache reads and writes (count_tokens: the count returned).
@@ -94,6 +96,7 @@ class Scenario:
     cached_tokens: int | None = None
     completion_tokens: int | None = None
     reasoning_tokens: int | None = None
+    usage_extra: Mapping[str, Any] = field(default_factory=dict)
 
     input_tokens: int | None = None
     cache_read_input_tokens: int | None = None

@@ -217,6 +217,20 @@ class StandInServer:
             )
 
 
+def canonical_path(path: str) -> str:
+    """The provider path a gateway-style or Azure-style URL stands for, so one server answers them all:
+    `/xai/v1/chat/completions` -> `/v1/chat/completions`, and Azure's
+    `/openai/deployments/{name}/chat/completions` -> `/v1/chat/completions`."""
+    path = path.rstrip("/") or "/"
+    if "/deployments/" in path:
+        _, _, rest = path.partition("/deployments/")
+        _, _, endpoint = rest.partition("/")
+        return f"/v1/{endpoint}"
+    if "/v1/" in path and not path.startswith("/v1/"):
+        return path[path.index("/v1/") :]
+    return path
+
+
 def _is_anthropic(headers: dict[str, str]) -> bool:
     return "anthropic-version" in headers or "x-api-key" in headers
 
@@ -278,7 +292,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         split = urlsplit(self.path)
-        path = split.path.rstrip("/") or "/"
+        path = canonical_path(split.path)
         scenario = stand_in._take(path) if path in ROUTES else None
         request = RecordedRequest(
             method=self.command,

@@ -148,6 +148,10 @@ def render() -> str:
         f"| `{c.Env.METRIC_LABELS}` | comma list replacing the default metric-label allow-list |",
         f"| `{c.Env.BAGGAGE_KEYS}` | comma list of W3C baggage keys read into attribution |",
         f"| `{c.Env.INJECT_STREAM_USAGE}` | `false` stops asking OpenAI streams for their usage chunk |",
+        f"| `{c.Env.PROVIDER_HOSTS}` | `host[:port][/path]=provider,...`: the provider behind an OpenAI-compatible "
+        "base URL (gateways), before the public hosts |",
+        f"| `{c.Env.MODEL_ALIASES}` | `alias=model,...`: price a name that is no model id (an Azure deployment, a "
+        "gateway's model group) as that model |",
         f"| `{c.Env.ENVIRONMENT_FALLBACK}` | deployment environment when `OTEL_RESOURCE_ATTRIBUTES` has none |",
         f"| `{c.Env.CAPTURE_MESSAGE_CONTENT}` | `true` records prompts and completions (off by default) |",
         f"| `{c.Env.LEDGER}` | ledger store URL: `sqlite:///path/usage.db` (default: "

@@ -37,6 +37,7 @@ from otel_ai_cost.contract import (
     Resource,
     Server,
 )
+from otel_ai_cost.pricing.aliases import model_aliases
 from otel_ai_cost.pricing.catalog import PriceCatalog, default_catalog
 from otel_ai_cost.pricing.usage import Usage
 from otel_ai_cost.telemetry.errors import report_internal_error
@@ -63,6 +64,7 @@ class Recorder:
         self._catalog = catalog
         self.capture_content = _truthy(os.environ.get(Env.CAPTURE_MESSAGE_CONTENT))
         self.label_names = metric_label_allowlist(os.environ)
+        self.model_aliases = model_aliases(os.environ)
         detected = detect_resource_attributes(os.environ)
         self.environment = _resource_attribute(tracer_provider, Resource.DEPLOYMENT_ENVIRONMENT_NAME) or detected.get(
             Resource.DEPLOYMENT_ENVIRONMENT_NAME, "development"
@@ -278,19 +280,15 @@ class Call:
             if usage.web_search_requests:
                 attributes[Cost.USAGE_WEB_SEARCH_REQUESTS] = usage.web_search_requests
             at = datetime.fromtimestamp(self._started_at // 1_000_000_000, tz=timezone.utc)
-            quote = self._recorder.catalog.quote(
-                self.provider,
-                response_model or self.request_model or "",
-                usage,
-                at=at,
-                service_tier=service_tier,
-                region=region,
+            asked = self.request_model
+            priced_as = self._recorder.model_aliases.get(asked, asked) if asked else None
+            catalog = self._recorder.catalog
+            quote = catalog.quote(
+                self.provider, response_model or priced_as or "", usage, at=at, service_tier=service_tier, region=region
             )
-            if quote.status is PricingStatus.UNPRICED and response_model and self.request_model:
-                # A dated response id may be newer than the catalog; the alias the caller asked for may be known.
-                quote = self._recorder.catalog.quote(
-                    self.provider, self.request_model, usage, at=at, service_tier=service_tier, region=region
-                )
+            if quote.status is PricingStatus.UNPRICED and response_model and priced_as:
+                # A dated response id may be newer than the catalog; the name the caller asked for may be known.
+                quote = catalog.quote(self.provider, priced_as, usage, at=at, service_tier=service_tier, region=region)
             status = quote.status.value
             attributes[Cost.PRICING_VERSION] = quote.version
             attributes[Cost.PRICING_TIER] = quote.tier

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from otel_ai_cost.contract import Env, GenAI, Operation
 from otel_ai_cost.instrumentation.common.routes import request_body, start_call
 from otel_ai_cost.instrumentation.openai import response_extractors as extract
-from otel_ai_cost.instrumentation.openai.provider import provider_for_host
+from otel_ai_cost.instrumentation.openai.provider import ProviderMap
 from otel_ai_cost.pricing.usage import Usage
 from otel_ai_cost.telemetry.recorder import Call, Recorder
 
-
-def _provider(client: Any) -> str:
-    return provider_for_host(client.base_url.host or "")
+ProviderOf = Callable[[Any], str]
 
 
 class ChatCompletionsRoute:
     operation = Operation.CHAT.value
 
-    def __init__(self) -> None:
+    def __init__(self, provider_of: ProviderOf) -> None:
+        self.provider_of = provider_of
         self.inject_usage = os.environ.get(Env.INJECT_STREAM_USAGE, "true").strip().lower() != "false"
 
     def start(self, recorder: Recorder, client: Any, options: Any, stream: bool) -> tuple[Call, Any]:
@@ -29,7 +30,7 @@ class ChatCompletionsRoute:
         tier = body.get("service_tier")
         if isinstance(tier, str):
             extra[GenAI.OPENAI_REQUEST_SERVICE_TIER] = tier
-        call = start_call(recorder, client, _provider, self.operation, body, stream, extra)
+        call = start_call(recorder, client, self.provider_of, self.operation, body, stream, extra)
         injected = False
         if stream and self.inject_usage:
             stream_options = body.get("stream_options")
@@ -47,8 +48,10 @@ class ChatCompletionsRoute:
         if call.captures_content:
             call.capture_output(extract.chat_output_messages(getattr(response, "choices", None)))
         tier = extract.service_tier(response)
+        usage = getattr(response, "usage", None)
         call.finish(
-            extract.chat_usage(getattr(response, "usage", None)),
+            extract.chat_usage(usage),
+            provider_cost=extract.provider_cost(call.provider, usage),
             response_model=getattr(response, "model", None),
             response_id=getattr(response, "id", None),
             finish_reasons=extract.chat_finish_reasons(getattr(response, "choices", None)),
@@ -63,12 +66,22 @@ class ChatCompletionsRoute:
 class ChatStreamObserver:
     """Accumulates a chat stream: model, id, finish reasons, and the usage of its final chunk."""
 
-    __slots__ = ("call", "finish_reasons", "hide_usage_chunk", "model", "response_id", "service_tier", "usage")
+    __slots__ = (
+        "call",
+        "finish_reasons",
+        "hide_usage_chunk",
+        "model",
+        "provider_cost",
+        "response_id",
+        "service_tier",
+        "usage",
+    )
 
     def __init__(self, call: Call, hide_usage_chunk: bool) -> None:
         self.call = call
         self.hide_usage_chunk = hide_usage_chunk
         self.usage: Usage | None = None
+        self.provider_cost: Decimal | None = None
         self.model: str | None = None
         self.response_id: str | None = None
         self.service_tier: str | None = None
@@ -86,6 +99,7 @@ class ChatStreamObserver:
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self.usage = extract.chat_usage(usage)
+            self.provider_cost = extract.provider_cost(self.call.provider, usage)
             if self.hide_usage_chunk and not choices:
                 return False  # the caller did not ask for this chunk
         return True
@@ -95,6 +109,7 @@ class ChatStreamObserver:
             return
         self.call.finish(
             self.usage,
+            provider_cost=self.provider_cost,
             response_model=self.model,
             response_id=self.response_id,
             finish_reasons=self.finish_reasons,
@@ -108,9 +123,12 @@ class ChatStreamObserver:
 class ResponsesRoute:
     operation = Operation.CHAT.value
 
+    def __init__(self, provider_of: ProviderOf) -> None:
+        self.provider_of = provider_of
+
     def start(self, recorder: Recorder, client: Any, options: Any, stream: bool) -> tuple[Call, Any]:
         body = request_body(options)
-        return start_call(recorder, client, _provider, self.operation, body, stream), options
+        return start_call(recorder, client, self.provider_of, self.operation, body, stream), options
 
     def finish(self, call: Call, response: Any) -> None:
         _finish_response(call, response, error=None, partial=False)
@@ -126,8 +144,10 @@ def _finish_response(
     if call.captures_content and output is not None:
         call.capture_output(getattr(response, "output_text", None))
     tier = extract.service_tier(response)
+    usage = getattr(response, "usage", None)
     call.finish(
-        extract.responses_usage(getattr(response, "usage", None), output),
+        extract.responses_usage(usage, output),
+        provider_cost=extract.provider_cost(call.provider, usage),
         response_model=getattr(response, "model", None),
         response_id=getattr(response, "id", None),
         finish_reasons=extract.responses_finish_reasons(response),
@@ -174,13 +194,18 @@ class ResponsesStreamObserver:
 class EmbeddingsRoute:
     operation = Operation.EMBEDDINGS.value
 
+    def __init__(self, provider_of: ProviderOf) -> None:
+        self.provider_of = provider_of
+
     def start(self, recorder: Recorder, client: Any, options: Any, stream: bool) -> tuple[Call, Any]:
         body = request_body(options)
-        return start_call(recorder, client, _provider, self.operation, body, stream), options
+        return start_call(recorder, client, self.provider_of, self.operation, body, stream), options
 
     def finish(self, call: Call, response: Any) -> None:
+        usage = getattr(response, "usage", None)
         call.finish(
-            extract.embeddings_usage(getattr(response, "usage", None)),
+            extract.embeddings_usage(usage),
+            provider_cost=extract.provider_cost(call.provider, usage),
             response_model=getattr(response, "model", None),
         )
 
@@ -202,10 +227,16 @@ class OpenAIAdapter:
             _response.APIResponse,
             _response.AsyncAPIResponse,
         )
+        providers = ProviderMap.from_environ(os.environ)
+
+        def provider_of(client: Any) -> str:
+            url = client.base_url
+            return providers.provider_for(url.host or "", url.port, url.path)
+
         self._routes = {
-            "/chat/completions": ChatCompletionsRoute(),
-            "/responses": ResponsesRoute(),
-            "/embeddings": EmbeddingsRoute(),
+            "/chat/completions": ChatCompletionsRoute(provider_of),
+            "/responses": ResponsesRoute(provider_of),
+            "/embeddings": EmbeddingsRoute(provider_of),
         }
 
     def route_for(self, options: Any) -> Any:

@@ -3,10 +3,17 @@
 OpenAI's `prompt_tokens` (chat) and `input_tokens` (responses) already include cached tokens, and
 `completion_tokens`/`output_tokens` already include reasoning tokens: they map onto the semconv totals as they are,
 and the cached/reasoning figures are subsets. OpenAI charges nothing for cache writes.
+
+Some OpenAI-compatible providers also say what the call cost (`provider_cost`): xAI in integer ticks
+(`usage.cost_in_usd_ticks`, 10^10 ticks to the dollar), Perplexity as a breakdown (`usage.cost.total_cost`,
+request fee included), OpenRouter as a number of credits (`usage.cost`, USD). JSON numbers reach us as floats; their
+shortest repr is the decimal the provider sent, which is what `Decimal(repr(x))` reads.
 """
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from otel_ai_cost.pricing.usage import Usage
@@ -72,3 +79,36 @@ def responses_finish_reasons(response: Any) -> list[str]:
 def service_tier(obj: Any) -> str | None:
     tier = getattr(obj, "service_tier", None)
     return tier if isinstance(tier, str) else None
+
+
+def provider_cost(provider: str, usage: Any) -> Decimal | None:
+    """The cost the provider reported for the call, in USD, where the provider documents one."""
+    if usage is None:
+        return None
+    if provider == "x_ai":
+        ticks = getattr(usage, "cost_in_usd_ticks", None)
+        if isinstance(ticks, int) and not isinstance(ticks, bool) and ticks >= 0:
+            return Decimal(ticks).scaleb(-10)
+        return None
+    if provider == "perplexity":
+        cost = getattr(usage, "cost", None)
+        return _money(cost.get("total_cost") if isinstance(cost, dict) else getattr(cost, "total_cost", None))
+    if provider == "openrouter":
+        return _money(getattr(usage, "cost", None))
+    return None
+
+
+def _money(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        value = repr(value)
+    if isinstance(value, int | str):
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            return None
+        return amount if amount.is_finite() and amount >= 0 else None
+    return None

@@ -105,7 +105,7 @@ def test_none_turns_the_ledger_off(provider: TracerProvider):
 def test_a_provider_that_is_not_the_sdk_is_left_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv(LEDGER_ENV, f"sqlite://{tmp_path}/usage.db")
     try:
-        assert otel_ai_cost.instrument(tracer_provider=NoOpTracerProvider()) == ["openai", "anthropic"]
+        assert {"openai", "anthropic"} <= set(otel_ai_cost.instrument(tracer_provider=NoOpTracerProvider()))
     finally:
         otel_ai_cost.uninstrument()
     assert not (tmp_path / "usage.db").exists()

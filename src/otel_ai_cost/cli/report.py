@@ -108,6 +108,8 @@ def report(
     """Totals per group from the usage ledger: amount, calls, unpriced calls and tokens.
 
     Amounts are exact. Calls without a price are counted apart and flagged: their cost is unknown, not zero.
+    When some calls' cost was reported by the provider and our catalog priced them too, a `computed` column shows
+    the amount with the catalog's figure in place of the provider's.
     """
     group_by = _group_by(by)
     end = _day(until, "--until") or datetime.now(timezone.utc).date()

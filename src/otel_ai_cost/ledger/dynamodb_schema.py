@@ -187,6 +187,7 @@ _INT_FIELDS = frozenset(
         Record.WEB_SEARCH_REQUESTS,
     }
 )  # fmt: skip
+_DECIMAL_FIELDS = frozenset({Record.AMOUNT, Record.COMPUTED_AMOUNT})  # exact Numbers, absent when None
 _FIELD_NAMES = tuple(f.name for f in fields(LedgerRecord))
 
 
@@ -203,6 +204,8 @@ def validate(record: LedgerRecord) -> None:
         raise InvalidRecord(f"{where}: timestamp must be timezone-aware")
     if record.amount is not None:
         number_text(record.amount, where=f"{where}: amount")
+    if record.computed_amount is not None:
+        number_text(record.computed_amount, where=f"{where}: computed_amount")
     duration = record.duration_ms
     if duration != duration or duration in (float("inf"), float("-inf")) or (duration and abs(duration) < 1e-120):
         raise InvalidRecord(f"{where}: duration_ms must be finite (and 0 or at least 1e-120)")
@@ -227,8 +230,8 @@ def number_text(value: Decimal, *, where: str = "number") -> str:
 def record_item(record: LedgerRecord, *, shard: int, expires_at: int | None) -> dict[str, Any]:
     """The record as a low-level DynamoDB item (explicit `{"S": ...}`/`{"N": ...}`: no float ever, no rounding).
 
-    Fields equal to "" (and empty tags, and a missing amount) are left out: they cost write units and `from_dict`
-    restores them as defaults. Numbers are always written.
+    Fields equal to "" (and empty tags, and a missing amount or computed amount) are left out: they cost write
+    units and `from_dict` restores them as defaults. Other numbers are always written.
     """
     item: dict[str, Any] = record_key(record.environment, record.trace_id, record.span_id)
     sort_key = time_sort_key(record)
@@ -239,7 +242,7 @@ def record_item(record: LedgerRecord, *, shard: int, expires_at: int | None) -> 
         value = getattr(record, name)
         if name == Record.TIMESTAMP:
             item[name] = {"S": format_timestamp(value)}
-        elif name == Record.AMOUNT:
+        elif name in _DECIMAL_FIELDS:
             if value is not None:
                 item[name] = {"N": number_text(value)}
         elif name == Record.DURATION_MS:
@@ -265,7 +268,7 @@ def record_from_item(item: Mapping[str, Any]) -> LedgerRecord:
             continue
         if name == Record.TAGS:
             values[name] = {k: v["S"] for k, v in attribute["M"].items()}
-        elif name == Record.AMOUNT:
+        elif name in _DECIMAL_FIELDS:
             values[name] = Decimal(attribute["N"])  # Decimal(text) is exact whatever the context precision
         elif name == Record.DURATION_MS:
             values[name] = float(attribute["N"])

@@ -40,7 +40,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from otel_ai_cost.contract import PricingStatus
+from otel_ai_cost.contract import CostSource, PricingStatus
 from otel_ai_cost.ledger import dynamodb_retry as retry
 from otel_ai_cost.ledger.dynamodb_schema import (
     BATCH_TIME,
@@ -257,17 +257,23 @@ class _Sums:
     calls: int = 0
     unpriced_calls: int = 0
     tokens: list[int] = field(default_factory=lambda: [0] * len(_TOKEN_FIELDS))
+    computed_difference: Decimal | None = None  # computed minus reported, over provider-reported calls with both
 
     def add(self, record: LedgerRecord) -> None:
         if record.amount is not None:
             self.amount = EXACT.add(self.amount, record.amount)
+        if record.cost_source == CostSource.PROVIDER.value and record.computed_amount is not None:
+            difference = EXACT.subtract(record.computed_amount, record.amount or Decimal(0))
+            self.computed_difference = EXACT.add(self.computed_difference or Decimal(0), difference)
         self.calls += 1
         self.unpriced_calls += record.pricing_status == PricingStatus.UNPRICED.value
         for i, value in enumerate(_record_tokens(record)):
             self.tokens[i] += value
 
     def row(self, group: tuple[tuple[str, str], ...]) -> AggregateRow:
-        return AggregateRow(group, _plain(self.amount), self.calls, self.unpriced_calls, *self.tokens)
+        difference = self.computed_difference
+        computed = None if difference is None else _plain(EXACT.add(self.amount, difference))
+        return AggregateRow(group, _plain(self.amount), self.calls, self.unpriced_calls, *self.tokens, computed)
 
 
 @dataclass(slots=True)

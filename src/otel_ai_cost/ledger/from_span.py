@@ -58,15 +58,20 @@ def record_from_attributes(
             raise InvalidSpan(f"{key} must be a non-negative integer, got {value!r}")
         return value
 
-    amount: Decimal | None = None
-    raw_amount = attributes.get(Cost.AMOUNT)
-    if raw_amount is not None:
+    def money(key: str) -> Decimal | None:
+        raw = attributes.get(key)
+        if raw is None:
+            return None
         try:
-            amount = Decimal(str(raw_amount))
+            value = Decimal(str(raw))
         except InvalidOperation:
-            raise InvalidSpan(f"{Cost.AMOUNT} is not a decimal: {raw_amount!r}") from None
-        if not amount.is_finite() or amount < 0:
-            raise InvalidSpan(f"{Cost.AMOUNT} must be a finite, non-negative decimal: {raw_amount!r}")
+            raise InvalidSpan(f"{key} is not a decimal: {raw!r}") from None
+        if not value.is_finite() or value < 0:
+            raise InvalidSpan(f"{key} must be a finite, non-negative decimal: {raw!r}")
+        return value
+
+    amount = money(Cost.AMOUNT)
+    computed_amount = money(Cost.COMPUTED_AMOUNT)  # our catalog's figure beside a provider-reported amount
 
     cache_write_5m = count(Cost.USAGE_CACHE_CREATION_5M_INPUT_TOKENS)
     cache_write_1h = count(Cost.USAGE_CACHE_CREATION_1H_INPUT_TOKENS)
@@ -103,6 +108,7 @@ def record_from_attributes(
         reasoning_output_tokens=count(GenAI.USAGE_REASONING_OUTPUT_TOKENS),
         web_search_requests=count(Cost.USAGE_WEB_SEARCH_REQUESTS),
         amount=amount,
+        computed_amount=computed_amount,
         currency=text(Cost.CURRENCY, CURRENCY),
         cost_source=text(Cost.SOURCE, CostSource.LOCAL.value),
         pricing_status=text(Cost.PRICING_STATUS, PricingStatus.NO_USAGE.value),

@@ -37,6 +37,9 @@ class LedgerRecord:
     reasoning_output_tokens: int = 0
     web_search_requests: int = 0
     amount: Decimal | None = None  # None when unpriced: never a silent zero
+    # Our catalog's figure for a call whose `amount` the provider reported (cost_source provider); None when not
+    # computed (a locally priced call, a call the catalog could not price, a record older than the field).
+    computed_amount: Decimal | None = None
     currency: str = "USD"
     cost_source: str = CostSource.LOCAL.value
     pricing_status: str = PricingStatus.PRICED.value
@@ -95,10 +98,11 @@ class LedgerRecord:
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values["timestamp"] = parse_timestamp(values["timestamp"])
-        if values.get("amount") not in (None, ""):
-            values["amount"] = Decimal(str(values["amount"]))
-        else:
-            values["amount"] = None
+        for name in ("amount", "computed_amount"):
+            if values.get(name) not in (None, ""):
+                values[name] = Decimal(str(values[name]))
+            else:
+                values[name] = None
         return cls(**values)
 
 

@@ -3,6 +3,11 @@
 Amounts are printed exactly (the ledger's sums are exact; a report never rounds them) and in JSON as decimal
 strings. Calls without a price are shown loudly: their cost is unknown, not zero, so a total that includes them is
 a lower bound, and the table says so.
+
+When some calls' cost was reported by the provider and our catalog priced them too (`computed_amount`), the report
+gains a `computed` column (`computed_amount` in JSON and CSV): the amount with the catalog's figure in place of the
+provider's, in the groups that have such calls (`-` elsewhere). `amount - computed` is what the providers reported
+beyond the catalog.
 """
 
 from __future__ import annotations
@@ -63,6 +68,11 @@ def total_of(rows: Sequence[AggregateRow]) -> AggregateRow:
     amount = Decimal(0)
     for row in rows:
         amount = _EXACT.add(amount, row.amount)
+    computed = None
+    if _has_computed(rows):
+        computed = Decimal(0)
+        for row in rows:
+            computed = _EXACT.add(computed, row.amount if row.computed_amount is None else row.computed_amount)
     return AggregateRow(
         group=(),
         amount=amount,
@@ -73,7 +83,13 @@ def total_of(rows: Sequence[AggregateRow]) -> AggregateRow:
         cache_read_input_tokens=sum(r.cache_read_input_tokens for r in rows),
         cache_write_input_tokens=sum(r.cache_write_input_tokens for r in rows),
         reasoning_output_tokens=sum(r.reasoning_output_tokens for r in rows),
+        computed_amount=computed,
     )
+
+
+def _has_computed(rows: Sequence[AggregateRow]) -> bool:
+    """Whether any group has provider-reported calls with our catalog's figure beside them."""
+    return any(row.computed_amount is not None for row in rows)
 
 
 def render_report(
@@ -98,9 +114,15 @@ def render_report(
     raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
-def _measures(row: AggregateRow) -> dict[str, Any]:
-    out = {key: value(row) for key, _, value in _MEASURES}
-    out["amount"] = format(row.amount, "f")
+def _measures(row: AggregateRow, computed: bool = False) -> dict[str, Any]:
+    """The row's measures; with `computed`, `computed_amount` right after `amount` (None when the row has none)."""
+    out: dict[str, Any] = {}
+    for key, _, value in _MEASURES:
+        out[key] = value(row)
+        if key == "amount":
+            out[key] = format(row.amount, "f")
+            if computed:
+                out["computed_amount"] = None if row.computed_amount is None else format(row.computed_amount, "f")
     return out
 
 
@@ -114,8 +136,8 @@ def _json(
         **meta,
         "currency": CURRENCY,
         "group_by": list(group_by),
-        "rows": [{**dict(row.group), **_measures(row)} for row in rows],
-        "total": _measures(total_of(rows)),
+        "rows": [{**dict(row.group), **_measures(row, _has_computed([row]))} for row in rows],
+        "total": _measures(total_of(rows), _has_computed(rows)),
         "unpriced": [{"provider": p, "model": m, "calls": n} for p, m, n in unpriced_models],
     }
     return json.dumps(document, indent=2)
@@ -124,10 +146,11 @@ def _json(
 def _csv(rows: Sequence[AggregateRow], group_by: Sequence[str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*group_by, *(key for key, _, _ in _MEASURES), "currency"])
+    computed = _has_computed(rows)
+    writer.writerow([*group_by, *_measures(total_of([]), computed), "currency"])
     for row in rows:
-        measures = _measures(row)
-        writer.writerow([*(value for _, value in row.group), *measures.values(), CURRENCY])
+        measures = ["" if v is None else v for v in _measures(row, computed).values()]
+        writer.writerow([*(value for _, value in row.group), *measures, CURRENCY])
     return out.getvalue()
 
 
@@ -141,9 +164,14 @@ def _table(
     if not rows:
         return "\n".join([*lines, "no calls recorded for this selection"])
     total = total_of(rows)
-    headings = [*group_by, *(heading for _, heading, _ in _MEASURES)]
-    body = [[*(v for _, v in row.group), *_cells(row)] for row in rows]
-    footer = [*(["total"] + [""] * (len(group_by) - 1) if group_by else []), *_cells(total)]
+    computed = _has_computed(rows)
+    headings = [*group_by]
+    for key, heading, _ in _MEASURES:
+        headings.append(heading)
+        if key == "amount" and computed:
+            headings.append(f"computed {CURRENCY}")
+    body = [[*(v for _, v in row.group), *_cells(row, computed)] for row in rows]
+    footer = [*(["total"] + [""] * (len(group_by) - 1) if group_by else []), *_cells(total, computed)]
     if not group_by:
         headings, body = ["", *headings], [["total", *body[0]]]
         footer = []
@@ -169,8 +197,9 @@ def _table(
     return "\n".join(lines)
 
 
-def _cells(row: AggregateRow) -> list[str]:
-    """Table cells; an amount that leaves out unpriced calls is marked `+?`."""
+def _cells(row: AggregateRow, computed: bool = False) -> list[str]:
+    """Table cells; an amount that leaves out unpriced calls is marked `+?`. With `computed`, the computed amount
+    follows the amount (`-` for a group without provider-reported calls priced by the catalog)."""
     cells = []
     for key, _, value in _MEASURES:
         if key == "amount":
@@ -178,6 +207,11 @@ def _cells(row: AggregateRow) -> list[str]:
                 cells.append("?")  # nothing here has a price: unknown, not 0.00
             else:
                 cells.append(format_amount(row.amount) + (" +?" if row.unpriced_calls else ""))
+            if computed:
+                cells.append(
+                    format_amount(row.computed_amount)
+                    + (" +?" if row.unpriced_calls and row.computed_amount is not None else "")
+                )
         else:
             cells.append(f"{value(row):,}")
     return cells
@@ -226,8 +260,13 @@ def render_job(job_id: str, records: Sequence[LedgerRecord], fmt: str = "table")
         ]
         for r in records
     ]
-    widths = [max(len(c) for c in column) for column in zip(headings, *body, strict=True)]
     right = {4, 5, 6, 7, 8, 9}
+    if any(r.computed_amount is not None for r in records):  # the catalog's figure beside the provider's
+        headings.insert(10, f"computed {CURRENCY}")
+        for cells, r in zip(body, records, strict=True):
+            cells.insert(10, format_amount(r.computed_amount))
+        right.add(10)
+    widths = [max(len(c) for c in column) for column in zip(headings, *body, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(

@@ -36,8 +36,9 @@ insert, and only for records actually inserted, so they never double count:
   provider, model, team...), so a report reads one row per group and day however many records there are. Queries
   by job, batch, CI run or trace id read the records themselves, through their indexes.
 
-**Schema.** Versioned with `PRAGMA user_version` (`SCHEMA_VERSION`); created on open. A file written by a newer
-version is refused rather than misread.
+**Schema.** Versioned with `PRAGMA user_version` (`SCHEMA_VERSION`); created on open, an older file migrated on
+open (`_MIGRATIONS`; version 2 added `computed_amount`). A file written by a newer version is refused rather than
+misread.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from decimal import ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation, Ov
 from pathlib import Path
 from typing import Any
 
-from otel_ai_cost.contract import PricingStatus, Record
+from otel_ai_cost.contract import CostSource, PricingStatus, Record
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
 from otel_ai_cost.ledger.store import (
     GROUP_BY_FIELDS,
@@ -71,7 +72,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError", "exact_sum", "
 
 logger = logging.getLogger("otel_ai_cost.ledger")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Decimal arithmetic that can never round silently: an inexact result raises instead.
 EXACT = Context(prec=400, traps=[InvalidOperation, Overflow, Inexact, Rounded])
@@ -83,6 +84,9 @@ _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord))
 # Derived columns: for indexes, GROUP BY and exact integer sums.
 _DERIVED: tuple[str, ...] = (Record.DAY, "model", "amount_micro", "amount_pico", "amount_residual")
 _COLUMNS: tuple[str, ...] = _FIELDS + _DERIVED
+# Columns added after version 1, by the migration that adds them (the version 1 table is created without them).
+_ADDED_COLUMNS: dict[int, tuple[str, ...]] = {2: (Record.COMPUTED_AMOUNT,)}
+_V1_COLUMNS: tuple[str, ...] = tuple(c for c in _COLUMNS if all(c not in a for a in _ADDED_COLUMNS.values()))
 
 _INTEGER_FIELDS = {f.name for f in fields(LedgerRecord) if f.type in ("int", int)}
 _REAL_FIELDS = {f.name for f in fields(LedgerRecord) if f.type in ("float", float)}
@@ -100,7 +104,7 @@ _REQUIRED = {Record.TRACE_ID, Record.SPAN_ID, Record.TIMESTAMP, Record.DAY, Reco
 
 _SCHEMA_V1 = [
     "CREATE TABLE IF NOT EXISTS records (\n    "
-    + ",\n    ".join(f"{c} {_column_type(c)}{' NOT NULL' if c in _REQUIRED else ''}" for c in _COLUMNS)
+    + ",\n    ".join(f"{c} {_column_type(c)}{' NOT NULL' if c in _REQUIRED else ''}" for c in _V1_COLUMNS)
     + ",\n    PRIMARY KEY (trace_id, span_id)\n)",
     # Access paths: environment + day range, day range, provider/model + day range, model alone (a model filter
     # matches the response or the request model: both sides indexed), job, batch, CI run. Trace id: the primary key.
@@ -147,7 +151,14 @@ _SCHEMA_V1 = [
     PRIMARY KEY (environment, period, provider, model)
 )""",
 ]
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1}  # version -> statements that bring version-1 up to it
+# Version 2: our catalog's figure beside a provider-reported amount (exact decimal text; NULL when not computed,
+# which is what every record written before has). A partial index keeps the report's provider-vs-computed
+# comparison to those records only.
+_SCHEMA_V2 = [
+    "ALTER TABLE records ADD COLUMN computed_amount TEXT",
+    "CREATE INDEX IF NOT EXISTS records_computed_day ON records (day) WHERE computed_amount IS NOT NULL",
+]
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}  # version -> statements from version-1 to it
 
 _INSERT = (
     f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -380,8 +391,7 @@ class SQLiteStore:
         unknown = [g for g in group_by if g not in _GROUP_EXPRESSIONS]
         if unknown:
             raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUP_BY_FIELDS)}")
-        by_record = (query.job_id, query.batch_id, query.cicd_run_id, query.trace_id) != (None, None, None, None)
-        table = "records" if by_record or not set(group_by) <= _DAILY_GROUPS else "daily"
+        table = "records" if _by_record(query) or not set(group_by) <= _DAILY_GROUPS else "daily"
         return self._aggregate_from(table, query, group_by)
 
     def _aggregate_from(self, table: str, query: UsageQuery, group_by: Sequence[str]) -> list[AggregateRow]:
@@ -400,6 +410,17 @@ class SQLiteStore:
                 residual_sql += (" AND " if where else " WHERE ") + "amount_residual IS NOT NULL"
                 for row in self._conn.execute(residual_sql, params).fetchall():
                     residuals.setdefault(tuple(row[: len(keys)]), []).append(Decimal(row[-1]))
+            # Provider-reported amounts with our catalog's figure beside them: few records, read through their
+            # partial index (the planner would rather take the environment's index and read all its records),
+            # unless a job, batch, CI run or trace narrows the records more.
+            indexed = "" if _by_record(query) else " INDEXED BY records_computed_day"
+            computed_sql = f"SELECT {', '.join([*keys, 'amount', 'computed_amount'])} FROM records{indexed}{where}"
+            computed_sql += (" AND " if where else " WHERE ") + _HAS_COMPUTED
+            differences: dict[tuple[Any, ...], Decimal] = {}
+            for row in self._conn.execute(computed_sql, params).fetchall():
+                group = tuple(row[: len(keys)])
+                difference = EXACT.subtract(Decimal(row[-1]), Decimal(row[-2] or 0))
+                differences[group] = EXACT.add(differences.get(group, Decimal(0)), difference)
         out = []
         for row in found:
             group = tuple(row[: len(keys)])
@@ -409,10 +430,12 @@ class SQLiteStore:
             calls, micro, pico, _, unpriced, tin, tout, tcr, tcw, treason = (v or 0 for v in row[len(keys) :])
             if not calls:
                 continue
+            amount = exact_sum(micro, pico, residuals.get(group, ()))
+            difference = differences.get(group)
             out.append(
                 AggregateRow(
                     group=labels,
-                    amount=exact_sum(micro, pico, residuals.get(group, ())),
+                    amount=amount,
                     calls=calls,
                     unpriced_calls=unpriced,
                     input_tokens=tin,
@@ -420,6 +443,7 @@ class SQLiteStore:
                     cache_read_input_tokens=tcr,
                     cache_write_input_tokens=tcw,
                     reasoning_output_tokens=treason,
+                    computed_amount=None if difference is None else _plain(EXACT.add(amount, difference)),
                 )
             )
         return out
@@ -486,6 +510,10 @@ _SUMS = (
 )
 
 
+# The records whose provider-reported amount has our catalog's figure beside it (`records_computed_day` serves it).
+_HAS_COMPUTED = f"cost_source = '{CostSource.PROVIDER.value}' AND computed_amount IS NOT NULL"
+
+
 # The same aggregates over the daily rollup, in the same order.
 _DAILY_SUMS = (
     "SUM(calls)",
@@ -510,7 +538,7 @@ def _row(record: LedgerRecord) -> tuple[Any, ...]:
         value = getattr(record, name)
         if name == Record.TIMESTAMP:
             value = format_timestamp(value)
-        elif name == Record.AMOUNT:
+        elif name in (Record.AMOUNT, Record.COMPUTED_AMOUNT):
             value = None if value is None else format(value, "f")
         elif name == Record.TAGS:
             value = json.dumps(dict(value), sort_keys=True, separators=(",", ":")) if value else None
@@ -525,10 +553,11 @@ def _row(record: LedgerRecord) -> tuple[Any, ...]:
 def _record(row: Sequence[Any]) -> LedgerRecord:
     values = dict(zip(_FIELDS, row, strict=True))
     values[Record.TIMESTAMP] = parse_timestamp(values[Record.TIMESTAMP])
-    values[Record.AMOUNT] = None if values[Record.AMOUNT] is None else Decimal(values[Record.AMOUNT])
+    for name in (Record.AMOUNT, Record.COMPUTED_AMOUNT):
+        values[name] = None if values[name] is None else Decimal(values[name])
     values[Record.TAGS] = json.loads(values[Record.TAGS]) if values[Record.TAGS] else {}
     for name, value in values.items():
-        if value is None and name not in (Record.AMOUNT,):
+        if value is None and name not in (Record.AMOUNT, Record.COMPUTED_AMOUNT):
             values[name] = "" if name not in _INTEGER_FIELDS else 0
     return LedgerRecord(**values)
 
@@ -567,6 +596,11 @@ def _where(query: UsageQuery) -> tuple[str, list[Any]]:
     equal("cicd_run_id", query.cicd_run_id)
     equal(Record.TRACE_ID, None if query.trace_id is None else query.trace_id.lower())
     return (" WHERE " + " AND ".join(terms) if terms else ""), params
+
+
+def _by_record(query: UsageQuery) -> bool:
+    """Whether the query names a job, batch, CI run or trace: their indexes narrow the records best."""
+    return (query.job_id, query.batch_id, query.cicd_run_id, query.trace_id) != (None, None, None, None)
 
 
 def _day(value: date | str) -> str:

@@ -78,6 +78,10 @@ class AggregateRow:
     cache_read_input_tokens: int
     cache_write_input_tokens: int  # 5m + 1h
     reasoning_output_tokens: int
+    # `amount` with our catalog's figure (`computed_amount`) in place of the provider-reported amount of each call
+    # that has both (cost_source provider); None when no call of the group has one. `amount - computed_amount` is
+    # how much more the providers reported than the catalog says.
+    computed_amount: Decimal | None = None
 
 
 class LedgerStore(Protocol):

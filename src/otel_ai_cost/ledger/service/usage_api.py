@@ -14,13 +14,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, Rounded
 from typing import Any
 
 from otel_ai_cost.contract import CURRENCY
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
 from otel_ai_cost.ledger.store import GROUP_BY_FIELDS, AggregateRow, LedgerStore, UsageQuery
 
+_EXACT = Context(prec=400, traps=[Inexact, Rounded])  # sums of exact amounts must never round
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # Query-string names of the UsageQuery filters that map one to one (dates are parsed separately).
@@ -148,6 +149,11 @@ def _aggregated(store: LedgerStore, request: UsageRequest) -> dict[str, Any]:
         for name in _SUMS:
             summary[name] += getattr(row, name)
     summary["amount"] = format(summary["amount"], "f")
+    if any(row.computed_amount is not None for row in rows):  # provider-reported amounts with our figure beside
+        computed = Decimal(0)
+        for row in rows:
+            computed = _EXACT.add(computed, row.amount if row.computed_amount is None else row.computed_amount)
+        summary["computed_amount"] = format(computed, "f")
     summary["currency"] = CURRENCY
     return {"query": _echo(request), "aggregation": list(request.group_by), "summary": summary, "rows": out_rows}
 
@@ -155,6 +161,8 @@ def _aggregated(store: LedgerStore, request: UsageRequest) -> dict[str, Any]:
 def _row(row: AggregateRow) -> dict[str, Any]:
     out: dict[str, Any] = dict(row.group)
     out["amount"] = format(row.amount, "f")
+    if row.computed_amount is not None:
+        out["computed_amount"] = format(row.computed_amount, "f")
     out["currency"] = CURRENCY
     out["calls"] = row.calls
     out["unpriced_calls"] = row.unpriced_calls

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_PATH = ROOT / "docker-compose.yml"
 PROMETHEUS_PATH = ROOT / "prometheus" / "prometheus.yml"
 COLLECTOR_PATH = ROOT / "collector" / "config.yaml"
+ALERTMANAGER_PATH = ROOT / "alerts" / "alertmanager.yml"
 
 
 def load(path: Path) -> Any:
@@ -85,6 +86,7 @@ def scrape_targets(prometheus: dict[str, Any]) -> dict[str, list[str]]:
 
 def test_expected_services(services: dict[str, Any]) -> None:
     expected = {"collector", "prometheus", "alertmanager", "grafana", "jaeger", "dynamodb", "ledger", "app"}
+    expected |= {"ai-cost-alert-webhook"}
     assert expected <= set(services)
     assert "ledger-init" in one_shot(services)
 
@@ -168,7 +170,7 @@ def test_dockerfile_inputs_exist_and_entrypoints_resolve() -> None:
             for source in line.split()[:-1]:
                 assert (ROOT / source).exists(), f"{dockerfile}: COPY {source} is missing"
     # The ledger image's ENTRYPOINT + CMD, and the init step, are real commands.
-    for args in (["ledger", "serve", "--help"], ["ledger", "init", "--help"]):
+    for args in (["ledger", "serve", "--help"], ["ledger", "init", "--help"], ["budgets", "alert-log", "--help"]):
         result = subprocess.run([sys.executable, "-m", "otel_ai_cost", *args], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
 
@@ -280,6 +282,41 @@ def test_prometheus_alerting_rules_and_exemplars(services: dict[str, Any], prome
     assert alertmanagers == ["alertmanager:9093"]
     assert ("./alerts/alertmanager.yml", "/etc/alertmanager/alertmanager.yml") in mounts(services["alertmanager"])
     assert "--config.file=/etc/alertmanager/alertmanager.yml" in services["alertmanager"]["command"]
+
+
+def webhook_urls(config: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        receiver["name"]: [webhook["url"] for webhook in receiver.get("webhook_configs", [])]
+        for receiver in config["receivers"]
+    }
+
+
+def test_alertmanager_default_webhook_is_the_alert_log_service(services: dict[str, Any]) -> None:
+    """alerts/alertmanager.yml's default-webhook URL names a compose service running `budgets alert-log` on its
+    port, listening on all interfaces, health-checked on that port's /healthz."""
+    urls = [url for url in webhook_urls(load(ALERTMANAGER_PATH))["default-webhook"] if "." not in host_of(url)]
+    assert len(urls) == 1, f"default-webhook: expected one URL to a compose service, got {urls}"
+    url = urlsplit(urls[0])
+    assert url.scheme == "http" and url.path, urls[0]
+    service = services.get(url.hostname or "")
+    assert service, f"{urls[0]}: no compose service {url.hostname!r}"
+    entrypoint = service["entrypoint"]
+    assert entrypoint[:3] == ["otel-ai-cost", "budgets", "alert-log"], entrypoint
+    assert "command" not in service, "the entrypoint holds the whole command (the image's CMD is the ledger's)"
+    assert int(command_option(entrypoint, "--port")) == url.port
+    assert command_option(entrypoint, "--host") == "0.0.0.0"
+    assert f"http://127.0.0.1:{url.port}/healthz" in " ".join(service["healthcheck"]["test"])
+    # Built from the ledger's image (it has the package), not published on the host.
+    assert service["image"] == services["ledger"]["image"] and service["build"] == services["ledger"]["build"]
+    assert not service.get("ports")
+
+
+def test_alertmanager_webhooks_to_bare_host_names_are_compose_services(services: dict[str, Any]) -> None:
+    """A host name without a dot can only be a service of this stack (real endpoints have a domain)."""
+    for receiver, urls in webhook_urls(load(ALERTMANAGER_PATH)).items():
+        for url in urls:
+            host = host_of(url)
+            assert "." in host or host in services, f"{receiver}: {url} is not a compose service"
 
 
 def test_grafana_provisioning_mounts(services: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ def main() -> None:
 
 def _register() -> None:
     # Each concern's commands live in their own module.
+    from otel_ai_cost.budgets.alert_log import alert_log
     from otel_ai_cost.cli.budgets import budgets
     from otel_ai_cost.cli.dashboards import dashboards
     from otel_ai_cost.cli.demo import demo
@@ -24,6 +25,7 @@ def _register() -> None:
     from otel_ai_cost.cli.stand_in import stand_in
 
     main.add_command(budgets)
+    budgets.add_command(alert_log)  # `budgets alert-log`: the compose stack's Alertmanager webhook log
     main.add_command(dashboards)
     main.add_command(demo)
     main.add_command(docs)

@@ -2,7 +2,9 @@
 
 `quote()` is on the hot path of the user's API calls: on a cache hit it is a dict lookup, a window check and
 a few `Decimal` multiplications; it is thread-safe and never raises. Resolution (genai-prices lookup plus
-layering, ~100+ us) runs under a lock, once per (provider, model, tier) and window.
+layering, ~100+ us) runs under a lock, once per (provider, model, tier, region) and window. The region is part of
+the key only when some price file has regional entries; otherwise it is dropped before the lookup, so calls
+from many regions share one cache entry.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ class PriceCatalog:
         self.files: tuple[PriceFile, ...] = tuple(files)
         self.version = _version(source.version, self.files)
         self._resolver = Resolver(source, self.files)
-        self._cache: dict[tuple[str, str, str], _Cached] = {}
+        self._cache: dict[tuple[str, str, str, str | None], _Cached] = {}
+        # Whether any entry is regional: if none is, the region cannot change a price and is left out of the key.
+        self._regional = any(entry.region is not None for f in self.files for entry in f.models)
         self._lock = threading.Lock()
         self._warned: set[tuple[object, ...]] = set()
 
@@ -105,9 +109,11 @@ class PriceCatalog:
                 tier = STANDARD
             if at.tzinfo is None:
                 at = at.replace(tzinfo=timezone.utc)
-            cached = self._cache.get((provider, model, tier))
+            if not self._regional:
+                region = None
+            cached = self._cache.get((provider, model, tier, region))
             if cached is None or not (cached.start <= at < cached.end):
-                cached = self._resolve(provider, model, tier, at)
+                cached = self._resolve(provider, model, tier, at, region)
             price = cached.price
             if price is None:
                 self._warn_once((provider, model), "cannot price %s model %r: %s", provider, model, cached.problem)
@@ -120,29 +126,37 @@ class PriceCatalog:
             self._warn_once((repr(provider), repr(model)), "cannot price %r model %r: %r", provider, model, exc)
         return Quote.unpriced(self.version, tier or STANDARD)
 
-    def resolve(self, provider: str, model: str, *, at: datetime, tier: str = STANDARD) -> ModelPrice | None:
+    def resolve(
+        self, provider: str, model: str, *, at: datetime, tier: str = STANDARD, region: str | None = None
+    ) -> ModelPrice | None:
         """The price in force at `at`, or None when nobody prices the model.
 
         `tier` is a pricing tier or a `service_tier` value as providers report it. The returned price's `tier`
-        says which tier's rates it holds (standard when the tier has no prices of its own).
+        says which tier's rates it holds (standard when the tier has no prices of its own). `region` is the cloud
+        region the call is served from (entries with a `region` apply only there).
         """
         pricing_tier = tier_for(tier)
         if pricing_tier is None:
             raise ValueError(f"unknown tier {tier!r}")
         if at.tzinfo is None:
             at = at.replace(tzinfo=timezone.utc)
-        cached = self._cache.get((provider, model, pricing_tier))
+        if not self._regional:
+            region = None
+        cached = self._cache.get((provider, model, pricing_tier, region))
         if cached is None or not (cached.start <= at < cached.end):
-            cached = self._resolve(provider, model, pricing_tier, at)
+            cached = self._resolve(provider, model, pricing_tier, at, region)
         return cached.price
 
-    def _resolve(self, provider: str, model: str, tier: str, at: datetime) -> _Cached:
+    def _resolve(self, provider: str, model: str, tier: str, at: datetime, region: str | None = None) -> _Cached:
         with self._lock:
-            key = (provider, model, tier)
+            key = (provider, model, tier, region)
             cached = self._cache.get(key)
             if cached is not None and cached.start <= at < cached.end:  # another thread got here first
                 return cached
-            found = self._resolver.resolve(provider, model, tier, at)
+            if region is None:
+                found = self._resolver.resolve(provider, model, tier, at)
+            else:
+                found = self._resolver.resolve(provider, model, tier, at, region)
             cached = _Cached(
                 found.price,
                 found.valid_from or _EARLIEST,

@@ -55,6 +55,10 @@ _TOKEN_KEYS: dict[str, tuple[str, ...]] = {
     "cache_write_5m": ("cache_write_5m_mtok", "cache_write_mtok"),
     "cache_write_1h": ("cache_write_1h_mtok", "cache_write_mtok"),
     "reasoning": ("output_reasoning_mtok",),
+    "input_image": ("input_image_mtok",),
+    "input_audio": ("input_audio_mtok",),
+    "output_image": ("output_image_mtok",),
+    "output_audio": ("output_audio_mtok",),
 }
 _CALL_KEYS: dict[str, str] = {"web_search": "web_searches_kcount", "request": "requests_kcount"}
 

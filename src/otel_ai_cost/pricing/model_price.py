@@ -21,6 +21,10 @@ TOKEN_CLASSES: tuple[str, ...] = (
     "cache_write_5m",
     "cache_write_1h",
     "reasoning",
+    "input_image",
+    "input_audio",
+    "output_image",
+    "output_audio",
 )
 CALL_CLASSES: tuple[str, ...] = ("web_search", "request")
 
@@ -52,6 +56,10 @@ class LongContextTier:
     cache_write_5m: Decimal | None = None
     cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None
+    input_image: Decimal | None = None
+    input_audio: Decimal | None = None
+    output_image: Decimal | None = None
+    output_audio: Decimal | None = None
 
     def __post_init__(self) -> None:
         _fill_fallbacks(self)
@@ -63,7 +71,8 @@ class ModelPrice:
 
     Token rates are USD per million tokens; `per_request` and `per_web_search` are USD per call. A class with
     no rate of its own falls back the way providers bill it: cache reads and writes at the input rate,
-    reasoning at the output rate. `discount_percent` comes off every component.
+    reasoning at the output rate, image tokens at the text rates. Audio has no fallback: audio tokens on a model
+    without audio rates are unpriced, not billed as text. `discount_percent` comes off every component.
     """
 
     provider: str
@@ -76,6 +85,10 @@ class ModelPrice:
     cache_write_5m: Decimal | None = None
     cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None
+    input_image: Decimal | None = None
+    input_audio: Decimal | None = None
+    output_image: Decimal | None = None
+    output_audio: Decimal | None = None
     per_request: Decimal | None = None
     per_web_search: Decimal | None = None
     long_context: tuple[LongContextTier, ...] = ()
@@ -107,26 +120,62 @@ class ModelPrice:
         n_1h = usage.cache_write_1h_input_tokens
         n_output = usage.output_tokens
         n_reasoning = usage.reasoning_output_tokens
+        n_in_image = usage.image_input_tokens
+        n_in_audio = usage.audio_input_tokens
+        n_out_image = usage.image_output_tokens
+        n_out_audio = usage.audio_output_tokens
         n_search = usage.web_search_requests
-        if n_input < 0 or n_read < 0 or n_5m < 0 or n_1h < 0 or n_output < 0 or n_reasoning < 0 or n_search < 0:
+        n_requests = usage.requests
+        if (
+            n_input < 0
+            or n_read < 0
+            or n_5m < 0
+            or n_1h < 0
+            or n_output < 0
+            or n_reasoning < 0
+            or n_search < 0
+            or n_in_image < 0
+            or n_in_audio < 0
+            or n_out_image < 0
+            or n_out_audio < 0
+            or n_requests < 0
+        ):
             raise ValueError(f"negative usage: {usage!r}")
         # Highest threshold first; the whole request takes one tier's rates (the last entry is the base).
         for threshold, rates in self._plan:  # noqa: B007 - `rates` is the loop's result
             if n_input > threshold:
                 break
-        r_input, r_read, r_5m, r_1h, r_output, r_reasoning, r_search, r_request = rates
+        (
+            r_input,
+            r_read,
+            r_5m,
+            r_1h,
+            r_output,
+            r_reasoning,
+            r_in_image,
+            r_in_audio,
+            r_out_image,
+            r_out_audio,
+            r_search,
+            r_request,
+        ) = rates
         mul = MONEY.multiply
         add = MONEY.add
         components: dict[str, Decimal] = {}
         total = _ZERO
-        # Mutually exclusive classes: the semconv totals include cache reads/writes and reasoning, so subtract.
+        # Mutually exclusive classes: the semconv totals include cache reads/writes, reasoning, image and audio
+        # tokens, so subtract.
         charges = (
-            ("input", n_input - n_read - n_5m - n_1h, r_input),
+            ("input", n_input - n_read - n_5m - n_1h - n_in_image - n_in_audio, r_input),
             ("cache_read", n_read, r_read),
             ("cache_write_5m", n_5m, r_5m),
             ("cache_write_1h", n_1h, r_1h),
-            ("output", n_output - n_reasoning, r_output),
+            ("input_image", n_in_image, r_in_image),
+            ("input_audio", n_in_audio, r_in_audio),
+            ("output", n_output - n_reasoning - n_out_image - n_out_audio, r_output),
             ("reasoning", n_reasoning, r_reasoning),
+            ("output_image", n_out_image, r_out_image),
+            ("output_audio", n_out_audio, r_out_audio),
             ("web_search", n_search, r_search),
         )
         # A missing rate for a class the call used raises; a zero rate (a free class) adds no component.
@@ -137,9 +186,9 @@ class ModelPrice:
                 if rate:
                     amount = components[name] = mul(rate, count)
                     total = add(total, amount)
-        if r_request:
-            components["request"] = r_request
-            total = add(total, r_request)
+        if r_request and n_requests:
+            amount = components["request"] = mul(r_request, n_requests)
+            total = add(total, amount)
         return total, components
 
 
@@ -150,13 +199,28 @@ def _fill_fallbacks(rates: ModelPrice | LongContextTier) -> None:
             object.__setattr__(rates, name, rates.input)
     if rates.reasoning is None:
         object.__setattr__(rates, "reasoning", rates.output)
+    if rates.input_image is None:
+        object.__setattr__(rates, "input_image", rates.input)
+    if rates.output_image is None:
+        object.__setattr__(rates, "output_image", rates.output)
 
 
 def _compile(rates: ModelPrice | LongContextTier, multiplier: Decimal) -> tuple[Decimal | None, ...]:
     """Per-token rates, discounted, in the order `cost()` unpacks them."""
     return tuple(
         _scaled(getattr(rates, name), multiplier, _PER_MILLION)
-        for name in ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning")
+        for name in (
+            "input",
+            "cache_read",
+            "cache_write_5m",
+            "cache_write_1h",
+            "output",
+            "reasoning",
+            "input_image",
+            "input_audio",
+            "output_image",
+            "output_audio",
+        )
     )
 
 

@@ -6,6 +6,9 @@ models:                            # prices for one model and tier; later entrie
   - provider: openai               # gen_ai.provider.name
     model: gpt-4.1                 # model id or glob; also matched against genai-prices' canonical id
     tier: priority                 # standard (default) | batch | flex | priority
+    region: "ap-*"                 # optional cloud region or glob (Bedrock prices by region): the entry applies
+                                   # only to calls served from a matching region, and wins there over entries
+                                   # without a region; calls with no known region never use it
     effective_from: 2025-07-01     # optional, inclusive; a date is UTC midnight
     effective_until: 2026-01-01    # optional, exclusive
     prices: {input: 3.5, cache_read: 0.875, output: 14}   # USD per million tokens
@@ -24,6 +27,7 @@ defaults:                          # rates a provider's models lack, filled in (
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +56,8 @@ __all__ = [
 ]
 
 _DATED = ("effective_from", "effective_until")
+# A cloud region name or glob: lower-case letters, digits and dashes, with `*`, `?` and `[...]` wildcards.
+_REGION = re.compile(r"[a-z*?\[][a-z0-9*?\[\]!-]*")
 _T = TypeVar("_T")
 
 
@@ -85,9 +91,14 @@ class ModelEntry(_Dated):
     long_context: LongContextSpec | None
     replace: bool
     line: int
+    region: str | None = None  # lower-case region name or glob; None: every region (and calls without one)
 
     def matches(self, provider: str, names: tuple[str, ...]) -> bool:
         return provider == self.provider and any(fnmatchcase(name, self.model) for name in names)
+
+    def applies_in(self, region: str | None) -> bool:
+        """Whether the entry prices calls served from `region` (None: the call's region is unknown)."""
+        return self.region is None or (region is not None and fnmatchcase(region, self.region))
 
 
 @dataclass(frozen=True)
@@ -188,7 +199,17 @@ class _Parser:
         fields = self.r.mapping(
             node,
             path,
-            allowed=("provider", "model", "tier", "prices", "requests", "long_context", "replace", *_DATED),
+            allowed=(
+                "provider",
+                "model",
+                "tier",
+                "region",
+                "prices",
+                "requests",
+                "long_context",
+                "replace",
+                *_DATED,
+            ),
             required=("provider", "model"),
         )
         if not any(key in fields for key in ("prices", "requests", "long_context")):
@@ -218,7 +239,14 @@ class _Parser:
             effective_from=effective_from,
             effective_until=effective_until,
             line=node.start_mark.line + 1,
+            region=self._region(fields["region"], f"{path}.region") if "region" in fields else None,
         )
+
+    def _region(self, node: yaml.Node, path: str) -> str:
+        region = self.r.string(node, path).lower()
+        if not _REGION.fullmatch(region):
+            self.r.fail(node, path, f"expected a region name or glob such as us-east-1 or ap-*, got {region!r}")
+        return region
 
     def discount(self, node: yaml.Node, path: str) -> Discount:
         fields = self.r.mapping(

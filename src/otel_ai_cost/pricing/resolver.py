@@ -1,11 +1,13 @@
 """Layering: which price applies to (provider, model, tier) at a moment, and for how long it stays valid.
 
 Layers, lowest first: genai-prices, the shipped catalog, the user's override file. For the standard tier each
-matching entry in force patches the rates below it, key by key. Another tier's rates come from, in order of
-preference: entries for that tier (patched over what follows), genai-prices' own prices for the tier, or the
-tier rule's multiplier applied to the standard rates. With none of those, the call is priced at standard
-rates and the price says so (`tier="standard"`). Provider defaults then fill missing rates; the last matching
-discount in force (override file last) comes off the total.
+matching entry in force patches the rates below it, key by key. Entries with a `region` apply only to calls
+served from a matching region (never to calls whose region is unknown) and are applied after every entry without
+one, so a regional price wins in its region whichever file it is in (file order within each group). Another
+tier's rates come from, in order of preference: entries for that tier (patched over what follows), genai-prices'
+own prices for the tier, or the tier rule's multiplier applied to the standard rates. With none of those, the
+call is priced at standard rates and the price says so (`tier="standard"`). Provider defaults then fill missing
+rates; the last matching discount in force (override file last) comes off the total.
 """
 
 from __future__ import annotations
@@ -52,11 +54,15 @@ class Resolver:
         self._genai = genai
         self._files = tuple(files)
 
-    def resolve(self, provider: str, model: str, tier: str, at: datetime) -> Resolution:
+    def resolve(self, provider: str, model: str, tier: str, at: datetime, region: str | None = None) -> Resolution:
         ref = normalize_model(model)
         found = self._genai.find(provider, ref)
         names = (ref,) if found is None or found.model_id == ref else (ref, found.model_id)
-        entries = [(f.source, e) for f in self._files for e in f.models if e.matches(provider, names)]
+        region = region.strip().lower() if region else None
+        entries = [
+            (f.source, e) for f in self._files for e in f.models if e.matches(provider, names) and e.applies_in(region)
+        ]
+        entries.sort(key=lambda item: item[1].region is not None)  # stable: regional entries last, so they win
         valid_from, valid_until = self._window(at, provider, names, tier, found, entries)
 
         standard = self._genai.standard(found, at) if found is not None else None

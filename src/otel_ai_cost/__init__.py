@@ -5,6 +5,9 @@ import otel_ai_cost
 otel_ai_cost.instrument()
 with otel_ai_cost.ai_usage_context(operation_type="batch_processing", job_id="job-42", team="search"):
     client.chat.completions.create(...)
+
+@otel_ai_cost.track_request("google_places", "place_details")  # per-request APIs without an SDK of their own
+def place_details(place_id): ...
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "ai_usage_context", "instrument", "uninstrument"]
+__all__ = ["__version__", "ai_usage_context", "instrument", "track_request", "uninstrument"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +25,10 @@ def __getattr__(name: str) -> Any:
         from otel_ai_cost.attribution import ai_usage_context
 
         return ai_usage_context
+    if name == "track_request":
+        from otel_ai_cost.instrumentation.per_request import track_request
+
+        return track_request
     if name in ("instrument", "uninstrument"):
         from otel_ai_cost import instrument_api
 

@@ -1,0 +1,64 @@
+"""Every Google Places SKU in the shipped catalog resolves to its list price (USD per 1000, first volume band)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from otel_ai_cost.contract import PricingStatus
+from otel_ai_cost.instrumentation.per_request import DEFAULT_SKUS
+from otel_ai_cost.pricing.catalog import load_catalog, shipped_price_file
+from otel_ai_cost.pricing.usage import Usage
+
+AT = datetime(2026, 11, 22, tzinfo=timezone.utc)
+
+LIST_PRICES_PER_1000 = {
+    "place_details_essentials": "5",
+    "place_details_pro": "17",
+    "place_details_enterprise": "20",
+    "place_details_enterprise_atmosphere": "25",
+    "text_search_essentials_ids_only": "0",
+    "text_search_pro": "32",
+    "text_search_enterprise": "35",
+    "nearby_search_pro": "32",
+    "autocomplete_requests": "2.83",
+    "autocomplete_session_usage": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.mark.parametrize(("sku", "per_thousand"), sorted(LIST_PRICES_PER_1000.items()))
+def test_shipped_sku_costs_its_list_price_per_request(catalog, sku, per_thousand):
+    quote = catalog.quote("google_places", sku, Usage(), at=AT)
+    assert quote.status is PricingStatus.PRICED
+    assert quote.amount == Decimal(per_thousand) / 1000
+
+
+def test_the_shipped_places_skus_are_exactly_these():
+    shipped = {e.model for e in shipped_price_file().models if e.provider == "google_places"}
+    assert shipped == set(LIST_PRICES_PER_1000)
+
+
+def test_default_skus_of_priced_operations():
+    assert DEFAULT_SKUS[("google_places", "place_details")] == "place_details_pro"
+    assert DEFAULT_SKUS[("google_places", "text_search")] == "text_search_pro"
+    assert DEFAULT_SKUS[("google_places", "nearby_search")] == "nearby_search_pro"
+    assert DEFAULT_SKUS[("google_places", "autocomplete")] == "autocomplete_requests"
+
+
+def test_unverified_skus_stay_unpriced(catalog):
+    for sku in ("place_details_photos", "nearby_search_enterprise", "legacy_text_search"):
+        quote = catalog.quote("google_places", sku, Usage(), at=AT)
+        assert quote.status is PricingStatus.UNPRICED
+        assert quote.amount is None
+
+
+def test_prices_start_with_the_2025_sku_structure(catalog):
+    before = datetime(2025, 2, 28, tzinfo=timezone.utc)
+    assert catalog.quote("google_places", "place_details_pro", Usage(), at=before).amount is None

@@ -67,6 +67,12 @@ class Resource:
     VCS_CHANGE_ID = "vcs.change.id"
 
 
+class Cloud:
+    """Cloud semconv attributes."""
+
+    REGION = "cloud.region"  # the region serving the call (Bedrock prices per region)
+
+
 class Cost:
     """Our own `ai_cost.*` span attributes: what a call cost, and how that figure was reached."""
 
@@ -82,6 +88,12 @@ class Cost:
     USAGE_CACHE_CREATION_5M_INPUT_TOKENS = "ai_cost.usage.cache_creation.5m.input_tokens"
     USAGE_CACHE_CREATION_1H_INPUT_TOKENS = "ai_cost.usage.cache_creation.1h.input_tokens"
     USAGE_WEB_SEARCH_REQUESTS = "ai_cost.usage.web_search.requests"
+    USAGE_REQUESTS = "ai_cost.usage.requests"  # billable requests of a per-request API call (track_request count)
+    # Parts of gen_ai.usage.input_tokens / output_tokens with rates of their own (image generation, audio models)
+    USAGE_IMAGE_INPUT_TOKENS = "ai_cost.usage.image.input_tokens"
+    USAGE_AUDIO_INPUT_TOKENS = "ai_cost.usage.audio.input_tokens"
+    USAGE_IMAGE_OUTPUT_TOKENS = "ai_cost.usage.image.output_tokens"
+    USAGE_AUDIO_OUTPUT_TOKENS = "ai_cost.usage.audio.output_tokens"
     USAGE_PARTIAL = "ai_cost.usage.partial"  # true when a stream ended before its usage arrived
 
 
@@ -122,12 +134,17 @@ class TokenType(str, Enum):
     CACHE_WRITE_5M = "cache_write_5m"
     CACHE_WRITE_1H = "cache_write_1h"
     REASONING = "reasoning"
+    INPUT_IMAGE = "input_image"
+    INPUT_AUDIO = "input_audio"
+    OUTPUT_IMAGE = "output_image"
+    OUTPUT_AUDIO = "output_audio"
 
 
 class Operation(str, Enum):
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
-    GENERATE_CONTENT = "generate_content"
+    GENERATE_CONTENT = "generate_content"  # also image generation
+    TRANSCRIPTION = "transcription"  # speech to text (no semconv value yet)
 
 
 # Labels a metric point may carry. Unbounded values (job id, batch id, CI run id, trace id, user id) never do.
@@ -272,6 +289,7 @@ class Record:
     REASONING_OUTPUT_TOKENS = "reasoning_output_tokens"
     WEB_SEARCH_REQUESTS = "web_search_requests"
     AMOUNT = "amount"  # exact decimal string; absent when unpriced
+    COMPUTED_AMOUNT = "computed_amount"  # our catalog's figure beside a provider-reported amount; absent when none
     CURRENCY = "currency"
     COST_SOURCE = "cost_source"
     PRICING_STATUS = "pricing_status"

@@ -18,7 +18,10 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_ai_cost.instrumentation.anthropic import AnthropicCostInstrumentor
+from otel_ai_cost.instrumentation.bedrock import BedrockCostInstrumentor
 from otel_ai_cost.instrumentation.common.instrumentor import CostInstrumentor
+from otel_ai_cost.instrumentation.google_genai import GoogleGenAICostInstrumentor
+from otel_ai_cost.instrumentation.googlemaps import GoogleMapsCostInstrumentor
 from otel_ai_cost.instrumentation.openai import OpenAICostInstrumentor
 
 if TYPE_CHECKING:
@@ -27,7 +30,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("otel_ai_cost")
 
-_INSTRUMENTORS: tuple[type[CostInstrumentor], ...] = (OpenAICostInstrumentor, AnthropicCostInstrumentor)
+_INSTRUMENTORS: tuple[type[CostInstrumentor], ...] = (
+    OpenAICostInstrumentor,
+    AnthropicCostInstrumentor,
+    BedrockCostInstrumentor,
+    GoogleGenAICostInstrumentor,
+    GoogleMapsCostInstrumentor,
+)
 
 
 def instrument(
@@ -39,6 +48,7 @@ def instrument(
     """Instrument every supported AI SDK that is installed; returns the SDKs instrumented.
 
     Providers default to the global ones (set them first, or pass them). Calling it twice is harmless.
+    `track_request` (per-request APIs) records through the same providers from then on.
 
     Every call is also recorded in the usage ledger (`OTEL_AI_COST_LEDGER`; by default a SQLite file under
     `~/.local/share/otel-ai-cost/`; `none` turns it off): see `attach_ledger`. When no SDK tracer provider is
@@ -60,15 +70,23 @@ def instrument(
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, **kwargs)
         done.append(cls.sdk_module)
+    from otel_ai_cost.instrumentation import per_request
+
+    per_request.configure(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, price_catalog=kwargs.get("price_catalog")
+    )
     return done
 
 
 def uninstrument() -> None:
     """Restore every SDK exactly as it was (and stop recording into the ledger)."""
+    from otel_ai_cost.instrumentation import per_request
+
     for cls in _INSTRUMENTORS:
         instrumentor = cls()
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
+    per_request.reset()
 
 
 # -- the in-process ledger exporter ------------------------------------------------------------------------

@@ -88,7 +88,8 @@ def test_uninstrument_restores_the_sdks_exactly(telemetry):
 
 def test_instrument_twice_is_harmless(client, stand_in, telemetry, caplog):
     with caplog.at_level(logging.WARNING):
-        assert otel_ai_cost.instrument() == ["openai", "anthropic"]
+        again = otel_ai_cost.instrument()
+    assert {"openai", "anthropic"} <= set(again) and len(again) == len(set(again))
     client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
     assert len(telemetry.spans()) == 1  # patched once, one span
 

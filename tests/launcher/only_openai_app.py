@@ -1,10 +1,11 @@
 """What `opentelemetry-instrument` does at start-up (its sitecustomize calls `initialize()`), on a machine where
-the `anthropic` package cannot be imported."""
+no other SDK (`anthropic`, `botocore`, `google.genai`, `googlemaps`) can be imported."""
 
 import os
 import sys
 
-sys.modules["anthropic"] = None  # type: ignore[assignment]  # import anthropic -> ModuleNotFoundError
+for sdk in ("anthropic", "botocore", "google.genai", "googlemaps"):
+    sys.modules[sdk] = None  # type: ignore[assignment]  # import anthropic -> ModuleNotFoundError
 
 from opentelemetry.instrumentation.auto_instrumentation import initialize  # noqa: E402
 

@@ -23,8 +23,15 @@ SPEND = q.otel(contract.SPEND)
 MODEL_LEGEND = f"{{{{{q.PROVIDER}}}}} / {{{{{q.MODEL}}}}}"
 MODEL = (q.PROVIDER, q.MODEL)
 # Input-side pricing classes: plain input plus cache reads and writes (they are mutually exclusive).
-INPUT_CLASSES = (TokenType.INPUT, TokenType.CACHE_READ, TokenType.CACHE_WRITE_5M, TokenType.CACHE_WRITE_1H)
-OUTPUT_CLASSES = (TokenType.OUTPUT, TokenType.REASONING)
+INPUT_CLASSES = (
+    TokenType.INPUT,
+    TokenType.CACHE_READ,
+    TokenType.CACHE_WRITE_5M,
+    TokenType.CACHE_WRITE_1H,
+    TokenType.INPUT_IMAGE,
+    TokenType.INPUT_AUDIO,
+)
+OUTPUT_CLASSES = (TokenType.OUTPUT, TokenType.REASONING, TokenType.OUTPUT_IMAGE, TokenType.OUTPUT_AUDIO)
 NO_ENVIRONMENT = (
     " The environment label is the collector's (copied from the resource): series of producers without one only "
     "show under All."

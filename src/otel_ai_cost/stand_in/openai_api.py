@@ -103,11 +103,10 @@ class OpenAIUsage:
     cached_tokens: int
     completion_tokens: int
     reasoning_tokens: int
-    extra: Mapping[str, Any] = field(default_factory=dict)  # provider-specific fields, e.g. xAI's cost ticks
+    extra: Mapping[str, Any] = field(default_factory=dict)  # added or overriding fields, e.g. xAI's cost ticks
 
     def chat(self) -> dict[str, Any]:
         return {
-            **self.extra,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
@@ -118,16 +117,17 @@ class OpenAIUsage:
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
             },
+            **self.extra,
         }
 
     def responses(self) -> dict[str, Any]:
         return {
-            **self.extra,
             "input_tokens": self.prompt_tokens,
             "input_tokens_details": {"cached_tokens": self.cached_tokens, "cache_write_tokens": 0},
             "output_tokens": self.completion_tokens,
             "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
             "total_tokens": self.prompt_tokens + self.completion_tokens,
+            **self.extra,
         }
 
 
@@ -519,3 +519,52 @@ def embeddings(request: RecordedRequest, scenario: Scenario, cache: PromptCache)
         "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
     }
     return Answer(headers={**base_headers(), **scenario.headers}, body=payload)
+
+
+# --- Images and audio ----------------------------------------------------------------------------------------
+
+# A 1x1 transparent PNG: the stand-in's every generated image.
+_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+def images(request: RecordedRequest, scenario: Scenario, cache: PromptCache) -> Answer:
+    """`POST /v1/images/generations`: `n` images; GPT Image models report usage (`prompt_tokens` -> input,
+    `completion_tokens` -> output image tokens; `usage_extra` adds or overrides fields such as
+    `input_tokens_details`); DALL-E models report none."""
+    del cache
+    body: Mapping[str, Any] = request.body or {}
+    model = str(body.get("model") or "dall-e-2")
+    payload: dict[str, Any] = {
+        "created": int(time.time()),
+        "data": [{"b64_json": _PIXEL_PNG} for _ in range(int(body.get("n") or 1))],
+    }
+    if model.startswith("gpt-image") or scenario.prompt_tokens is not None:
+        prompt = scenario.prompt_tokens if scenario.prompt_tokens is not None else estimate_tokens(str(body))
+        output = scenario.completion_tokens if scenario.completion_tokens is not None else 1056
+        payload["usage"] = {
+            "input_tokens": prompt,
+            "input_tokens_details": {"text_tokens": prompt, "image_tokens": 0},
+            "output_tokens": output,
+            "total_tokens": prompt + output,
+            **scenario.usage_extra,
+        }
+    return Answer(headers={**base_headers(), **scenario.headers}, body=payload)
+
+
+def transcriptions(request: RecordedRequest, scenario: Scenario, cache: PromptCache) -> Answer:
+    """`POST /v1/audio/transcriptions` (multipart, not parsed): token usage (`prompt_tokens` audio input tokens,
+    `completion_tokens` output), or whisper-1's duration usage when `usage_extra` says `{"type": "duration"}`."""
+    del cache
+    text = scenario.text if isinstance(scenario.text, str) else "Two coffees and a bagel."
+    prompt = scenario.prompt_tokens if scenario.prompt_tokens is not None else 120
+    output = scenario.completion_tokens if scenario.completion_tokens is not None else estimate_tokens(text)
+    usage: dict[str, Any] = {
+        "type": "tokens",
+        "input_tokens": prompt,
+        "input_token_details": {"text_tokens": 0, "audio_tokens": prompt},
+        "output_tokens": output,
+        "total_tokens": prompt + output,
+    }
+    if scenario.usage_extra.get("type") == "duration":
+        usage = dict(scenario.usage_extra)
+    return Answer(headers={**base_headers(), **scenario.headers}, body={"text": text, "usage": usage})

@@ -34,6 +34,8 @@ ROUTES: dict[str, tuple[Provider, Handler]] = {
     "/v1/chat/completions": ("openai", openai_api.chat_completions),
     "/v1/responses": ("openai", openai_api.responses),
     "/v1/embeddings": ("openai", openai_api.embeddings),
+    "/v1/images/generations": ("openai", openai_api.images),
+    "/v1/audio/transcriptions": ("openai", openai_api.transcriptions),
     "/v1/messages": ("anthropic", anthropic_api.messages),
     "/v1/messages/count_tokens": ("anthropic", anthropic_api.count_tokens),
 }

@@ -101,6 +101,10 @@ def token_classes(usage: Usage | None) -> tuple[tuple[str, int], ...]:
         (TokenType.CACHE_WRITE_1H.value, usage.cache_write_1h_input_tokens),
         (TokenType.OUTPUT.value, usage.plain_output_tokens),
         (TokenType.REASONING.value, usage.reasoning_output_tokens),
+        (TokenType.INPUT_IMAGE.value, usage.image_input_tokens),
+        (TokenType.INPUT_AUDIO.value, usage.audio_input_tokens),
+        (TokenType.OUTPUT_IMAGE.value, usage.image_output_tokens),
+        (TokenType.OUTPUT_AUDIO.value, usage.audio_output_tokens),
     )
     return tuple(c for c in classes if c[1])
 

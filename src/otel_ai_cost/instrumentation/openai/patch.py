@@ -213,6 +213,66 @@ class EmbeddingsRoute:
         raise TypeError("embeddings do not stream")
 
 
+class ImagesRoute:
+    """`images.generate` (and `images.edit`): GPT Image models report token usage, image tokens apart; a stream's
+    usage arrives in its `image_generation.completed` / `image_edit.completed` event."""
+
+    operation = Operation.GENERATE_CONTENT.value
+
+    def __init__(self, provider_of: ProviderOf) -> None:
+        self.provider_of = provider_of
+
+    def start(self, recorder: Recorder, client: Any, options: Any, stream: bool) -> tuple[Call, Any]:
+        return start_call(recorder, client, self.provider_of, self.operation, request_body(options), stream), options
+
+    def finish(self, call: Call, response: Any) -> None:
+        usage = getattr(response, "usage", None)
+        call.finish(extract.image_usage(usage), provider_cost=extract.provider_cost(call.provider, usage))
+
+    def stream_observer(self, call: Call) -> UsageEventObserver:
+        return UsageEventObserver(call, extract.image_usage)
+
+
+class TranscriptionsRoute:
+    """`audio.transcriptions.create`: token-billed models (gpt-4o-transcribe) report usage; whisper-1 reports a
+    duration, which is recorded with no usage (`ai_cost.pricing.status=no_usage`)."""
+
+    operation = Operation.TRANSCRIPTION.value
+
+    def __init__(self, provider_of: ProviderOf) -> None:
+        self.provider_of = provider_of
+
+    def start(self, recorder: Recorder, client: Any, options: Any, stream: bool) -> tuple[Call, Any]:
+        return start_call(recorder, client, self.provider_of, self.operation, request_body(options), stream), options
+
+    def finish(self, call: Call, response: Any) -> None:
+        call.finish(extract.transcription_usage(getattr(response, "usage", None)))
+
+    def stream_observer(self, call: Call) -> UsageEventObserver:
+        return UsageEventObserver(call, extract.transcription_usage)
+
+
+class UsageEventObserver:
+    """A stream whose usage comes in the event that ends it (`*.completed`, `transcript.text.done`)."""
+
+    __slots__ = ("call", "read_usage", "usage")
+
+    def __init__(self, call: Call, read_usage: Callable[[Any], Usage | None]) -> None:
+        self.call = call
+        self.read_usage = read_usage
+        self.usage: Usage | None = None
+
+    def on_item(self, event: Any) -> bool:
+        self.call.chunk_received()
+        usage = getattr(event, "usage", None)
+        if usage is not None:
+            self.usage = self.read_usage(usage) or self.usage
+        return True
+
+    def on_end(self, completed: bool, error: BaseException | None) -> None:
+        self.call.finish(self.usage, error=error, partial=not completed and error is None)
+
+
 class OpenAIAdapter:
     """Maps an outgoing request to its route; everything else passes through unobserved."""
 
@@ -237,6 +297,9 @@ class OpenAIAdapter:
             "/chat/completions": ChatCompletionsRoute(provider_of),
             "/responses": ResponsesRoute(provider_of),
             "/embeddings": EmbeddingsRoute(provider_of),
+            "/images/generations": ImagesRoute(provider_of),
+            "/images/edits": ImagesRoute(provider_of),
+            "/audio/transcriptions": TranscriptionsRoute(provider_of),
         }
 
     def route_for(self, options: Any) -> Any:

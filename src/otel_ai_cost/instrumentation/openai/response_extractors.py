@@ -34,6 +34,8 @@ def chat_usage(usage: Any) -> Usage | None:
         output_tokens=_int(getattr(usage, "completion_tokens", 0)),
         cache_read_input_tokens=_int(getattr(prompt_details, "cached_tokens", 0)),
         reasoning_output_tokens=_int(getattr(completion_details, "reasoning_tokens", 0)),
+        audio_input_tokens=_int(getattr(prompt_details, "audio_tokens", 0)),
+        audio_output_tokens=_int(getattr(completion_details, "audio_tokens", 0)),
     )
 
 
@@ -49,6 +51,36 @@ def responses_usage(usage: Any, output: Any = None) -> Usage | None:
         cache_read_input_tokens=_int(getattr(input_details, "cached_tokens", 0)),
         reasoning_output_tokens=_int(getattr(output_details, "reasoning_tokens", 0)),
         web_search_requests=sum(1 for item in output or () if getattr(item, "type", None) == "web_search_call"),
+    )
+
+
+def image_usage(usage: Any) -> Usage | None:
+    """From an `ImagesResponse.usage` (GPT Image models; DALL-E reports none). Output without a breakdown is the
+    image itself."""
+    if usage is None:
+        return None
+    input_details = getattr(usage, "input_tokens_details", None)
+    output_details = getattr(usage, "output_tokens_details", None)
+    output = _int(getattr(usage, "output_tokens", 0))
+    image_output = _int(getattr(output_details, "image_tokens", 0)) if output_details is not None else output
+    return Usage(
+        input_tokens=_int(getattr(usage, "input_tokens", 0)),
+        output_tokens=output,
+        image_input_tokens=_int(getattr(input_details, "image_tokens", 0)),
+        image_output_tokens=image_output,
+    )
+
+
+def transcription_usage(usage: Any) -> Usage | None:
+    """From a `Transcription.usage` billed in tokens (gpt-4o-transcribe); None for one billed by duration
+    (whisper-1: `{"type": "duration"}`), which the catalog cannot price per token."""
+    if usage is None or getattr(usage, "type", None) != "tokens":
+        return None
+    details = getattr(usage, "input_token_details", None)
+    return Usage(
+        input_tokens=_int(getattr(usage, "input_tokens", 0)),
+        output_tokens=_int(getattr(usage, "output_tokens", 0)),
+        audio_input_tokens=_int(getattr(details, "audio_tokens", 0)),
     )
 
 

@@ -22,15 +22,14 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import threading
 import zlib
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
+
+from otel_ai_cost.stand_in.scripted import ScriptedServer
 
 __all__ = [
     "BedrockRequest",
@@ -348,7 +347,7 @@ def token_headers(s: BedrockScenario) -> dict[str, str]:
 # --- the server -------------------------------------------------------------------------------------------------
 
 
-class BedrockStandIn:
+class BedrockStandIn(ScriptedServer[BedrockScenario, BedrockRequest]):
     """A local server answering like Bedrock Runtime; scripted with `push(BedrockScenario(...))`.
 
     Queued scenarios answer the next requests in order; with the queue empty, `BedrockScenario()` answers.
@@ -356,61 +355,7 @@ class BedrockStandIn:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._address = (host, port)
-        self._lock = threading.Lock()
-        self._queue: deque[BedrockScenario] = deque()
-        self.requests: list[BedrockRequest] = []
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> BedrockStandIn:
-        if self._httpd is None:
-            httpd = ThreadingHTTPServer(self._address, _Handler)
-            httpd.daemon_threads = True
-            httpd.stand_in = self  # type: ignore[attr-defined]
-            self._httpd = httpd
-            self._thread = threading.Thread(
-                target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="bedrock-stand-in", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> BedrockStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def push(self, *scenarios: BedrockScenario) -> None:
-        with self._lock:
-            self._queue.extend(scenarios)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self.requests.clear()
-
-    def _next(self, request: BedrockRequest) -> BedrockScenario:
-        with self._lock:
-            self.requests.append(request)
-            return self._queue.popleft() if self._queue else BedrockScenario()
+        super().__init__(_Handler, BedrockScenario, name="bedrock-stand-in", host=host, port=port)
 
 
 @dataclass

@@ -28,15 +28,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from otel_ai_cost.stand_in.scripted import ScriptedServer
 
 _PATH = re.compile(
     r"^/(?P<version>[^/]+)/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?models/"
@@ -185,7 +184,7 @@ def _response(
     }
 
 
-class GeminiStandIn:
+class GeminiStandIn(ScriptedServer[GeminiScenario, GeminiRequest]):
     """A local server answering like the Gemini API; script it with `push(GeminiScenario(...))`.
 
     Queued scenarios answer the next requests in order; with the queue empty, a default answer is computed
@@ -193,72 +192,15 @@ class GeminiStandIn:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._host = host
-        self._port = port
-        self._lock = threading.Lock()
-        self._queue: deque[GeminiScenario] = deque()
-        self.requests: list[GeminiRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------------------------
-
-    def start(self) -> GeminiStandIn:
-        stand_in = self
-
-        class Handler(_Handler):
-            server_state = stand_in
-
-        server = ThreadingHTTPServer((self._host, self._port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="gemini-stand-in", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> GeminiStandIn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "not started"
-        return int(self._server.server_address[1])
+        super().__init__(_Handler, GeminiScenario, name="gemini-stand-in", host=host, port=port)
 
     @property
     def base_url(self) -> str:
         """For `types.HttpOptions(base_url=...)`."""
-        return f"http://{self._host}:{self.port}/"
-
-    # -- scripting ------------------------------------------------------------------------------------------
-
-    def push(self, *scenarios: GeminiScenario) -> None:
-        with self._lock:
-            self._queue.extend(scenarios)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._queue.clear()
-            self.requests.clear()
-
-    def _next(self, request: GeminiRequest) -> GeminiScenario:
-        with self._lock:
-            self.requests.append(request)
-            return self._queue.popleft() if self._queue else GeminiScenario()
+        return f"{self.url}/"
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server_state: GeminiStandIn
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # silence
@@ -288,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None:
             self._json(404, error_body(404, f"no such method: {parts.path}"))
             return
-        scenario = self.server_state._next(request)
+        scenario = self.server.stand_in._next(request)  # type: ignore[attr-defined]
         if scenario.error_status is not None:
             self._json(scenario.error_status, error_body(scenario.error_status, scenario.error_message), scenario)
             return

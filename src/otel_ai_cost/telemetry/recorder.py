@@ -279,14 +279,21 @@ class Call:
                 attributes[GenAI.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_output_tokens
             if usage.web_search_requests:
                 attributes[Cost.USAGE_WEB_SEARCH_REQUESTS] = usage.web_search_requests
-            for name, count in (
-                (Cost.USAGE_IMAGE_INPUT_TOKENS, usage.image_input_tokens),
-                (Cost.USAGE_AUDIO_INPUT_TOKENS, usage.audio_input_tokens),
-                (Cost.USAGE_IMAGE_OUTPUT_TOKENS, usage.image_output_tokens),
-                (Cost.USAGE_AUDIO_OUTPUT_TOKENS, usage.audio_output_tokens),
+            if (
+                usage.image_input_tokens
+                or usage.audio_input_tokens
+                or usage.image_output_tokens
+                or usage.audio_output_tokens
             ):
-                if count:
-                    attributes[name] = count
+                # Rare (image and audio models): no per-call tuple for the text calls that are most of the traffic.
+                for name, count in (
+                    (Cost.USAGE_IMAGE_INPUT_TOKENS, usage.image_input_tokens),
+                    (Cost.USAGE_AUDIO_INPUT_TOKENS, usage.audio_input_tokens),
+                    (Cost.USAGE_IMAGE_OUTPUT_TOKENS, usage.image_output_tokens),
+                    (Cost.USAGE_AUDIO_OUTPUT_TOKENS, usage.audio_output_tokens),
+                ):
+                    if count:
+                        attributes[name] = count
             at = datetime.fromtimestamp(self._started_at // 1_000_000_000, tz=timezone.utc)
             asked = self.request_model
             priced_as = self._recorder.model_aliases.get(asked, asked) if asked else None

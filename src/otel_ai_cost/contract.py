@@ -94,6 +94,7 @@ class Cost:
     USAGE_AUDIO_INPUT_TOKENS = "ai_cost.usage.audio.input_tokens"
     USAGE_IMAGE_OUTPUT_TOKENS = "ai_cost.usage.image.output_tokens"
     USAGE_AUDIO_OUTPUT_TOKENS = "ai_cost.usage.audio.output_tokens"
+    USAGE_AUDIO_INPUT_SECONDS = "ai_cost.usage.audio.input_seconds"  # audio billed by duration (whisper-1)
     USAGE_PARTIAL = "ai_cost.usage.partial"  # true when a stream ended before its usage arrived
 
 

@@ -5,6 +5,7 @@ Prices used (USD per million tokens, genai-prices' data):
   gpt-image-1.5:     text input 5, image input 8, text output 10, image output 32
   gpt-4o-transcribe: text input 2.5, audio input 6, output 10
   gpt-audio:         text input 2.5, audio input 32, text output 10, audio output 64
+  whisper-1:         0.006 per minute of audio (genai-prices: 0.36 an hour)
 """
 
 from __future__ import annotations
@@ -77,14 +78,38 @@ def test_token_billed_transcription_prices_audio_input(client, stand_in, telemet
     assert Decimal(a["ai_cost.amount"]) == Decimal("0.0075")
 
 
-def test_duration_billed_whisper_is_recorded_without_usage(client, stand_in, telemetry):
-    stand_in.push(Scenario(usage_extra={"type": "duration", "seconds": 42}))
+def test_duration_billed_whisper_is_priced_per_minute_of_audio(client, stand_in, telemetry):
+    stand_in.push(Scenario(usage_extra={"type": "duration", "seconds": 90.5}))
     client.audio.transcriptions.create(model="whisper-1", file=("memo.wav", io.BytesIO(b"RIFF")))
 
     a = telemetry.span().attributes
     assert a["gen_ai.request.model"] == "whisper-1"
-    assert a["ai_cost.pricing.status"] == "no_usage"
+    assert a["ai_cost.usage.audio.input_seconds"] == 90.5
+    assert a["ai_cost.pricing.status"] == "priced"
+    # $0.006 a minute: 90.5 / 60 * 0.006
+    assert Decimal(a["ai_cost.amount"]) == Decimal("0.00905")
+    [spend] = telemetry.points("ai_cost.spend")
+    assert spend.value == pytest.approx(0.00905)
+    assert telemetry.points("ai_cost.tokens") == []  # seconds are not tokens
+
+
+def test_audio_seconds_on_a_model_without_a_duration_price_are_unpriced(client, stand_in, telemetry):
+    stand_in.push(Scenario(usage_extra={"type": "duration", "seconds": 12}))
+    client.audio.transcriptions.create(model="gpt-4o-mini-transcribe", file=("memo.wav", io.BytesIO(b"RIFF")))
+
+    a = telemetry.span().attributes
+    assert a["ai_cost.usage.audio.input_seconds"] == 12
+    assert a["ai_cost.pricing.status"] == "unpriced"
     assert "ai_cost.amount" not in a
+
+
+def test_a_text_format_transcription_has_no_usage(client, stand_in, telemetry):
+    client.audio.transcriptions.create(
+        model="whisper-1", file=("memo.wav", io.BytesIO(b"RIFF")), response_format="text"
+    )
+
+    a = telemetry.span().attributes
+    assert a["ai_cost.pricing.status"] == "no_usage"
 
 
 def test_spoken_chat_answers_price_audio_tokens_apart(client, stand_in, telemetry):

@@ -69,6 +69,15 @@ def test_cost_text(runner: CliRunner) -> None:
     assert "  total                          0.018 USD" in result.output
 
 
+def test_cost_and_show_of_a_duration_priced_model(runner: CliRunner) -> None:
+    # whisper-1: $0.006 a minute; 90.5 s = 0.00905
+    result = runner.invoke(prices, ["cost", "--model", "whisper-1", "--audio-seconds", "90.5"])
+    assert result.exit_code == 0, result.output
+    assert "  input_audio_seconds          0.00905 USD" in result.output
+    shown = runner.invoke(prices, ["show", "whisper-1"])
+    assert "  USD per minute of audio:\n    input_audio            0.006\n" in shown.output
+
+
 def test_cost_json_with_cache_and_tier(runner: CliRunner) -> None:
     # claude-sonnet-4-5 batch (0.5x): 10,000 x 1.5 + 20,000 x 0.15 + 15,000 x 1.875 + 5,000 x 3 + 2,000 x 7.5,
     # all /1e6 = 0.015 + 0.003 + 0.028125 + 0.015 + 0.015 = 0.076125; + 1 web search at $10/1K = 0.086125

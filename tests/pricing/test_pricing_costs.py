@@ -105,6 +105,20 @@ def test_per_request_fee(catalog: PriceCatalog) -> None:
     assert quote.components["request"] == d("0.014")
 
 
+def test_whisper_is_priced_per_minute_of_audio(catalog: PriceCatalog) -> None:
+    # whisper-1 in genai-prices: $0.36 an hour = $0.006 a minute. 90.5 s x 0.36 / 3600 = 0.00905
+    quote = catalog.quote("openai", "whisper-1", Usage(input_audio_seconds=d("90.5")), at=NOW)
+    assert quote.amount == d("0.00905")
+    assert dict(quote.components) == {"input_audio_seconds": d("0.00905")}
+
+
+def test_a_duration_amount_without_a_finite_decimal_is_rounded_to_a_picodollar(catalog: PriceCatalog) -> None:
+    # Groq whisper-large-v3-turbo: $0.04 an hour. 7 s x 0.04 / 3600 = 0.0000777... -> 0.000077777778
+    quote = catalog.quote("groq", "whisper-large-v3-turbo", Usage(input_audio_seconds=7), at=NOW)
+    assert quote.amount == d("0.000077777778")
+    assert_consistent(quote)
+
+
 @pytest.mark.parametrize(
     ("provider", "alias", "dated"),
     [

@@ -84,6 +84,17 @@ def test_discount_comes_off_every_component(price_file: WriteFile) -> None:
     assert catalog.quote("openai", "gpt-4o-mini", GPT_4O_MINI_USAGE, at=NOW).amount == d("0.00195")
 
 
+def test_per_minute_audio_price_and_discount_in_an_override(price_file: WriteFile) -> None:
+    # A negotiated whisper-1 price of $0.005 a minute, then 10% off: 42 s x 0.005 / 60 = 0.0035, less 10% = 0.00315
+    path = price_file(
+        "models:\n  - {provider: openai, model: whisper-1, per_minute: {input_audio: 0.005}}\n"
+        "discounts:\n  - {provider: openai, model: whisper-1, percent: 10}\n"
+    )
+    quote = load_catalog(path).quote("openai", "whisper-1", Usage(input_audio_seconds=42), at=NOW)
+    assert quote.amount == d("0.00315")
+    assert_consistent(quote)
+
+
 def test_discount_by_tier_and_date(price_file: WriteFile) -> None:
     path = price_file(
         """

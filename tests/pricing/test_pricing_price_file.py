@@ -69,7 +69,7 @@ BAD_FILES = [
     ),
     pytest.param(
         "models:\n  - {provider: openai, model: gpt-4o}\n",
-        "2: models[0]: an entry needs at least one of prices, requests, long_context",
+        "2: models[0]: an entry needs at least one of prices, requests, per_minute, long_context",
         id="prices-nothing",
     ),
     pytest.param(
@@ -107,6 +107,11 @@ BAD_FILES = [
         "models:\n  - provider: openai\n    model: [gpt-4o\n",
         "4: (yaml): expected ',' or ']', but got '<stream end>'",
         id="yaml-syntax",
+    ),
+    pytest.param(
+        "models:\n  - {provider: openai, model: whisper-1, per_minute: {output_audio: 0.01}}\n",
+        "2: models[0].per_minute.output_audio: unknown key (did you mean 'input_audio'?)",
+        id="unknown-duration-class",
     ),
     pytest.param("- just\n- a list\n", "1: (root): expected a mapping, got a list", id="not-a-mapping"),
     pytest.param(

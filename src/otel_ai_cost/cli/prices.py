@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # Model-name prefixes -> gen_ai.provider.name, for when --provider is not given.
 _PROVIDER_PREFIXES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("gpt-", "o1", "o3", "o4", "text-embedding", "chatgpt-"), "openai"),
+    (("gpt-", "o1", "o3", "o4", "text-embedding", "chatgpt-", "whisper-", "tts-"), "openai"),
     (("claude",), "anthropic"),
     (("grok",), "x_ai"),
     (("sonar",), "perplexity"),
@@ -98,7 +98,7 @@ def show(model: str, provider: str | None, at: datetime | None, tier: str) -> No
     "--input",
     "input_tokens",
     type=click.IntRange(min=0),
-    required=True,
+    default=0,
     help="Total input tokens, cache reads and cache writes INCLUDED (semconv gen_ai.usage.input_tokens; "
     "for Anthropic add input_tokens + cache_read_input_tokens + cache_creation_input_tokens).",
 )
@@ -106,7 +106,7 @@ def show(model: str, provider: str | None, at: datetime | None, tier: str) -> No
     "--output",
     "output_tokens",
     type=click.IntRange(min=0),
-    required=True,
+    default=0,
     help="Total output tokens, reasoning INCLUDED.",
 )
 @click.option("--cache-read", type=click.IntRange(min=0), default=0, help="Of --input: tokens read from cache.")
@@ -114,6 +114,9 @@ def show(model: str, provider: str | None, at: datetime | None, tier: str) -> No
 @click.option("--cache-write-1h", type=click.IntRange(min=0), default=0, help="Of --input: 1-hour cache writes.")
 @click.option("--reasoning", type=click.IntRange(min=0), default=0, help="Of --output: reasoning tokens.")
 @click.option("--web-search", type=click.IntRange(min=0), default=0, help="Web search calls.")
+@click.option(
+    "--audio-seconds", type=click.FloatRange(min=0), default=0, help="Seconds of audio billed by duration (whisper-1)."
+)
 @_provider_option
 @_tier_option
 @_at_option
@@ -127,6 +130,7 @@ def cost(
     cache_write_1h: int,
     reasoning: int,
     web_search: int,
+    audio_seconds: float,
     provider: str | None,
     tier: str,
     at: datetime | None,
@@ -156,6 +160,7 @@ def cost(
         cache_write_1h_input_tokens=cache_write_1h,
         reasoning_output_tokens=reasoning,
         web_search_requests=web_search,
+        input_audio_seconds=Decimal(repr(audio_seconds)),  # the decimal typed, not the binary float's expansion
     )
     catalog = _catalog()
     quote = catalog.quote(provider, model, usage, at=at, service_tier=tier.lower())
@@ -181,8 +186,8 @@ def cost(
         return
     click.echo(f"{provider} {model} ({quote.tier} tier) at {at.isoformat()}")
     for name, value in quote.components.items():
-        click.echo(f"  {name:<16}{_fmt(value):>20} {quote.currency}")
-    click.echo(f"  {'total':<16}{_fmt(quote.amount):>20} {quote.currency}")
+        click.echo(f"  {name:<19}{_fmt(value):>17} {quote.currency}")
+    click.echo(f"  {'total':<19}{_fmt(quote.amount):>17} {quote.currency}")
     click.echo(f"  version: {quote.version}")
 
 
@@ -242,6 +247,9 @@ def _print_price(price: ModelPrice, *, requested_tier: str, version: str) -> Non
         click.echo("  USD per 1K calls:")
         _row("web_search", None if price.per_web_search is None else price.per_web_search * 1000)
         _row("request", None if price.per_request is None else price.per_request * 1000)
+    if price.per_hour_input_audio is not None:
+        click.echo("  USD per minute of audio:")
+        _row("input_audio", price.per_hour_input_audio / 60)
     for tier_rates in price.long_context:
         click.echo(f"  long context, whole request when input > {tier_rates.threshold:,} tokens (USD per 1M):")
         for name in _TOKEN_ROWS:

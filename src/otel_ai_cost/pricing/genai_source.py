@@ -61,6 +61,7 @@ _TOKEN_KEYS: dict[str, tuple[str, ...]] = {
     "output_audio": ("output_audio_mtok",),
 }
 _CALL_KEYS: dict[str, str] = {"web_search": "web_searches_kcount", "request": "requests_kcount"}
+_HOURLY_KEYS: dict[str, tuple[str, ...]] = {"input_audio": ("input_audio_hours", "audio_hours")}
 
 
 @dataclass(frozen=True)
@@ -168,4 +169,8 @@ def _rate_set(price: types.ModelPrice, model_id: str) -> RateSet:
             value = value.base
         if isinstance(value, Decimal):
             rates.calls[name] = per_call(value)
+    for name, keys in _HOURLY_KEYS.items():
+        value = next((v for key in keys if isinstance(v := getattr(price, key, None), Decimal)), None)
+        if value is not None:
+            rates.hourly[name] = value
     return rates

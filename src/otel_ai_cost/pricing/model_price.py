@@ -27,12 +27,19 @@ TOKEN_CLASSES: tuple[str, ...] = (
     "output_audio",
 )
 CALL_CLASSES: tuple[str, ...] = ("web_search", "request")
+# Duration-priced classes, USD per hour (whisper-1 transcription bills the seconds of audio it heard).
+DURATION_CLASSES: tuple[str, ...] = ("input_audio",)
 
 # Exact or nothing: 60 digits is far beyond any token count times any rate, and Inexact is trapped, so an
 # amount is never silently rounded (a trap surfaces as UNPRICED). The context is explicit so a caller that
 # lowered the thread's decimal precision cannot change our figures.
 MONEY = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 _PER_MILLION = Decimal(1_000_000)
+_SECONDS_PER_HOUR = Decimal(3600)
+# An hourly rate times seconds / 3600 need not be a finite decimal ($0.04 an hour for 1 s); such an amount is
+# rounded half-even to a millionth of a micro-dollar, far below anything a provider bills.
+_DURATION_QUANTUM = Decimal("1e-12")
+_ROUNDED = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow])
 _ZERO = Decimal(0)
 _HUNDRED = Decimal(100)
 
@@ -69,7 +76,8 @@ class LongContextTier:
 class ModelPrice:
     """Prices in force for one model and service tier during [effective_from, effective_until).
 
-    Token rates are USD per million tokens; `per_request` and `per_web_search` are USD per call. A class with
+    Token rates are USD per million tokens; `per_request` and `per_web_search` are USD per call;
+    `per_hour_input_audio` is USD per hour of input audio (duration-billed transcription). A class with
     no rate of its own falls back the way providers bill it: cache reads and writes at the input rate,
     reasoning at the output rate, image tokens at the text rates. Audio has no fallback: audio tokens on a model
     without audio rates are unpriced, not billed as text. `discount_percent` comes off every component.
@@ -91,12 +99,14 @@ class ModelPrice:
     output_audio: Decimal | None = None
     per_request: Decimal | None = None
     per_web_search: Decimal | None = None
+    per_hour_input_audio: Decimal | None = None
     long_context: tuple[LongContextTier, ...] = ()
     discount_percent: Decimal = _ZERO
     effective_from: datetime | None = None  # None: open-ended
     effective_until: datetime | None = None
     source: str = "genai-prices"  # genai-prices | catalog | override: the highest layer that contributed
     _plan: tuple[tuple[int, tuple[Decimal | None, ...]], ...] = field(init=False, repr=False, compare=False, default=())
+    _audio_hour: Decimal | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         _fill_fallbacks(self)
@@ -106,6 +116,7 @@ class ModelPrice:
         plan = [(tier.threshold, _compile(tier, multiplier) + calls) for tier in reversed(self.long_context)]
         plan.append((-1, _compile(self, multiplier) + calls))  # the base rates: any input is > -1
         object.__setattr__(self, "_plan", tuple(plan))
+        object.__setattr__(self, "_audio_hour", _scaled(self.per_hour_input_audio, multiplier, 1))
 
     def cost(self, usage: Usage) -> tuple[Decimal, dict[str, Decimal]]:
         """The exact cost of `usage` and its non-zero components.
@@ -126,6 +137,7 @@ class ModelPrice:
         n_out_audio = usage.audio_output_tokens
         n_search = usage.web_search_requests
         n_requests = usage.requests
+        n_audio_seconds = usage.input_audio_seconds
         if (
             n_input < 0
             or n_read < 0
@@ -139,6 +151,7 @@ class ModelPrice:
             or n_out_image < 0
             or n_out_audio < 0
             or n_requests < 0
+            or n_audio_seconds < 0
         ):
             raise ValueError(f"negative usage: {usage!r}")
         # Highest threshold first; the whole request takes one tier's rates (the last entry is the base).
@@ -189,7 +202,22 @@ class ModelPrice:
         if r_request and n_requests:
             amount = components["request"] = mul(r_request, n_requests)
             total = add(total, amount)
+        if n_audio_seconds:
+            if self._audio_hour is None:
+                raise MissingPriceError("input_audio_seconds")
+            if self._audio_hour:
+                amount = components["input_audio_seconds"] = _per_hour(self._audio_hour, n_audio_seconds)
+                total = add(total, amount)
         return total, components
+
+
+def _per_hour(rate: Decimal, seconds: Decimal | int) -> Decimal:
+    """`rate` USD an hour for `seconds`: exact where the quotient is finite, else rounded to 1e-12 USD."""
+    cost = MONEY.multiply(rate, seconds)
+    try:
+        return MONEY.divide(cost, _SECONDS_PER_HOUR)
+    except Inexact:
+        return _ROUNDED.divide(cost, _SECONDS_PER_HOUR).quantize(_DURATION_QUANTUM, context=_ROUNDED)
 
 
 def _fill_fallbacks(rates: ModelPrice | LongContextTier) -> None:

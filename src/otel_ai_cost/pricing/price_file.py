@@ -13,6 +13,7 @@ models:                            # prices for one model and tier; later entrie
     effective_until: 2026-01-01    # optional, exclusive
     prices: {input: 3.5, cache_read: 0.875, output: 14}   # USD per million tokens
     requests: {web_search: 10}     # USD per thousand calls: web_search, request
+    per_minute: {input_audio: 0.006}  # USD per minute of input audio (duration-billed transcription)
     long_context: {threshold: 200000, prices: {input: 6, output: 22.5}}  # whole request above threshold
     replace: false                 # true: ignore lower layers' rates for this model instead of patching them
 discounts:                         # negotiated percent off the total
@@ -29,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from fnmatch import fnmatchcase
@@ -39,7 +40,7 @@ from typing import TypeVar
 
 import yaml
 
-from otel_ai_cost.pricing.model_price import CALL_CLASSES, TOKEN_CLASSES
+from otel_ai_cost.pricing.model_price import CALL_CLASSES, DURATION_CLASSES, TOKEN_CLASSES
 from otel_ai_cost.pricing.tiers import STANDARD, TIERS
 from otel_ai_cost.pricing.yaml_nodes import NodeReader, PriceFileError
 
@@ -92,6 +93,7 @@ class ModelEntry(_Dated):
     replace: bool
     line: int
     region: str | None = None  # lower-case region name or glob; None: every region (and calls without one)
+    per_minute: Mapping[str, Decimal] = field(default_factory=dict)  # USD per minute, by duration class
 
     def matches(self, provider: str, names: tuple[str, ...]) -> bool:
         return provider == self.provider and any(fnmatchcase(name, self.model) for name in names)
@@ -206,14 +208,15 @@ class _Parser:
                 "region",
                 "prices",
                 "requests",
+                "per_minute",
                 "long_context",
                 "replace",
                 *_DATED,
             ),
             required=("provider", "model"),
         )
-        if not any(key in fields for key in ("prices", "requests", "long_context")):
-            self.r.fail(node, path, "an entry needs at least one of prices, requests, long_context")
+        if not any(key in fields for key in ("prices", "requests", "per_minute", "long_context")):
+            self.r.fail(node, path, "an entry needs at least one of prices, requests, per_minute, long_context")
         long_context = None
         if "long_context" in fields:
             lc_path = f"{path}.long_context"
@@ -240,6 +243,7 @@ class _Parser:
             effective_until=effective_until,
             line=node.start_mark.line + 1,
             region=self._region(fields["region"], f"{path}.region") if "region" in fields else None,
+            per_minute=self._rates(fields.get("per_minute"), f"{path}.per_minute", DURATION_CLASSES),
         )
 
     def _region(self, node: yaml.Node, path: str) -> str:

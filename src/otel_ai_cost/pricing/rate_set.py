@@ -10,6 +10,7 @@ from otel_ai_cost.pricing.model_price import MONEY, TOKEN_CLASSES, LongContextTi
 from otel_ai_cost.pricing.price_file import ModelEntry, ProviderDefault
 
 _PER_THOUSAND = Decimal(1000)
+_MINUTES_PER_HOUR = Decimal(60)
 _SOURCE_RANK = {"genai-prices": 0, "catalog": 1, "override": 2}
 
 
@@ -22,12 +23,14 @@ def per_call(per_thousand: Decimal) -> Decimal:
 class RateSet:
     """Mutable rates for one model and tier while layers are applied.
 
-    `prices` are USD per million tokens by token class; `calls` USD per call; `tiers` maps a long-context
+    `prices` are USD per million tokens by token class; `calls` USD per call; `hourly` USD per hour of audio by
+    duration class; `tiers` maps a long-context
     threshold to the token rates that change once total input exceeds it (the others keep their base rate).
     """
 
     prices: dict[str, Decimal] = field(default_factory=dict)
     calls: dict[str, Decimal] = field(default_factory=dict)
+    hourly: dict[str, Decimal] = field(default_factory=dict)
     tiers: dict[int, dict[str, Decimal]] = field(default_factory=dict)
     source: str = "genai-prices"
     matched_model: str = ""
@@ -36,6 +39,7 @@ class RateSet:
         return RateSet(
             prices=dict(self.prices),
             calls=dict(self.calls),
+            hourly=dict(self.hourly),
             tiers={threshold: dict(rates) for threshold, rates in self.tiers.items()},
             source=self.source,
             matched_model=self.matched_model,
@@ -51,9 +55,11 @@ class RateSet:
         if entry.replace:
             self.prices.clear()
             self.calls.clear()
+            self.hourly.clear()
             self.tiers.clear()
         self.prices.update(entry.prices)
         self.calls.update({name: per_call(price) for name, price in entry.requests.items()})
+        self.hourly.update({name: MONEY.multiply(price, _MINUTES_PER_HOUR) for name, price in entry.per_minute.items()})
         if entry.long_context is not None:
             self.tiers = {entry.long_context.threshold: dict(entry.long_context.prices)}
         self.matched_model = self.matched_model or entry.model
@@ -74,7 +80,8 @@ class RateSet:
             self.contributed(source)
 
     def scale_tokens(self, multiplier: Decimal, source: str) -> None:
-        """Token rates (long-context ones included) times `multiplier`; per-call prices are not tiered."""
+        """Token rates (long-context ones included) times `multiplier`; per-call and duration prices are not
+        tiered."""
         self.prices = {name: MONEY.multiply(price, multiplier) for name, price in self.prices.items()}
         self.tiers = {
             threshold: {name: MONEY.multiply(price, multiplier) for name, price in rates.items()}
@@ -106,6 +113,7 @@ class RateSet:
             **{name: self.prices.get(name) for name in TOKEN_CLASSES},
             per_request=self.calls.get("request"),
             per_web_search=self.calls.get("web_search"),
+            per_hour_input_audio=self.hourly.get("input_audio"),
             long_context=tuple(long_context),
             discount_percent=discount_percent,
             effective_from=effective_from,

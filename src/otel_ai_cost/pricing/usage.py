@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class Usage:
     image_output_tokens: int = 0
     audio_output_tokens: int = 0
     web_search_requests: int = 0
+    # Seconds of input audio billed by duration (whisper-1 transcription); a decimal, as the provider reports it.
+    input_audio_seconds: Decimal | int = 0
     requests: int = 1  # billable requests: one per call, N for `track_request(count=N)`
 
     @property

@@ -46,6 +46,7 @@ _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     (c.Cost.USAGE_AUDIO_INPUT_TOKENS, "int", "audio tokens among the input (audio chat, transcription)"),
     (c.Cost.USAGE_IMAGE_OUTPUT_TOKENS, "int", "image tokens among the output (generated images)"),
     (c.Cost.USAGE_AUDIO_OUTPUT_TOKENS, "int", "audio tokens among the output (spoken answers)"),
+    (c.Cost.USAGE_AUDIO_INPUT_SECONDS, "double", "seconds of input audio billed by duration (whisper-1 transcription)"),
     (c.Cost.USAGE_REQUESTS, "int", "`track_request`: billable requests the block made (`count=`), priced per request"),
     (c.Cost.USAGE_PARTIAL, "boolean", "true when a stream ended before its usage arrived"),
     (c.Attribution.OPERATION_TYPE, "string", "`ai_usage_context(operation_type=...)` or baggage `operation_type`"),

@@ -294,6 +294,8 @@ class Call:
                 ):
                     if count:
                         attributes[name] = count
+            if usage.input_audio_seconds:
+                attributes[Cost.USAGE_AUDIO_INPUT_SECONDS] = float(usage.input_audio_seconds)
             at = datetime.fromtimestamp(self._started_at // 1_000_000_000, tz=timezone.utc)
             asked = self.request_model
             priced_as = self._recorder.model_aliases.get(asked, asked) if asked else None

@@ -234,8 +234,8 @@ class ImagesRoute:
 
 
 class TranscriptionsRoute:
-    """`audio.transcriptions.create`: token-billed models (gpt-4o-transcribe) report usage; whisper-1 reports a
-    duration, which is recorded with no usage (`ai_cost.pricing.status=no_usage`)."""
+    """`audio.transcriptions.create`: token-billed models (gpt-4o-transcribe) report tokens, whisper-1 the seconds
+    of audio it heard (priced per minute). `response_format="text"` returns a bare string: no usage."""
 
     operation = Operation.TRANSCRIPTION.value
 

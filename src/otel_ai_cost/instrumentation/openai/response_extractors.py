@@ -6,8 +6,9 @@ and the cached/reasoning figures are subsets. OpenAI charges nothing for cache w
 
 Some OpenAI-compatible providers also say what the call cost (`provider_cost`): xAI in integer ticks
 (`usage.cost_in_usd_ticks`, 10^10 ticks to the dollar), Perplexity as a breakdown (`usage.cost.total_cost`,
-request fee included), OpenRouter as a number of credits (`usage.cost`, USD). JSON numbers reach us as floats; their
-shortest repr is the decimal the provider sent, which is what `Decimal(repr(x))` reads.
+request fee included), OpenRouter as a number of credits (`usage.cost`, USD). JSON numbers (costs, whisper-1's
+seconds of audio) reach us as floats; their shortest repr is the decimal the provider sent, which is what
+`Decimal(repr(x))` reads.
 """
 
 from __future__ import annotations
@@ -72,9 +73,13 @@ def image_usage(usage: Any) -> Usage | None:
 
 
 def transcription_usage(usage: Any) -> Usage | None:
-    """From a `Transcription.usage` billed in tokens (gpt-4o-transcribe); None for one billed by duration
-    (whisper-1: `{"type": "duration"}`), which the catalog cannot price per token."""
-    if usage is None or getattr(usage, "type", None) != "tokens":
+    """From a `Transcription.usage`: tokens (gpt-4o-transcribe, `{"type": "tokens"}`) or seconds of audio
+    (whisper-1, `{"type": "duration", "seconds": 3.2}`)."""
+    kind = getattr(usage, "type", None)
+    if kind == "duration":
+        seconds = _decimal(getattr(usage, "seconds", None))
+        return None if seconds is None else Usage(input_audio_seconds=seconds)
+    if kind != "tokens":
         return None
     details = getattr(usage, "input_token_details", None)
     return Usage(
@@ -124,13 +129,14 @@ def provider_cost(provider: str, usage: Any) -> Decimal | None:
         return None
     if provider == "perplexity":
         cost = getattr(usage, "cost", None)
-        return _money(cost.get("total_cost") if isinstance(cost, dict) else getattr(cost, "total_cost", None))
+        return _decimal(cost.get("total_cost") if isinstance(cost, dict) else getattr(cost, "total_cost", None))
     if provider == "openrouter":
-        return _money(getattr(usage, "cost", None))
+        return _decimal(getattr(usage, "cost", None))
     return None
 
 
-def _money(value: Any) -> Decimal | None:
+def _decimal(value: Any) -> Decimal | None:
+    """A non-negative finite JSON number (or numeric string) as the exact decimal that was sent."""
     if isinstance(value, bool):
         return None
     if isinstance(value, float):

@@ -1,8 +1,8 @@
 """The real `googlemaps.Client` against a local server answering the legacy Places API's JSON shapes.
 
-The shipped catalog has no legacy Places prices (unverified), so these tests price the legacy SKUs from an
-override file with TEST FIGURES (USD per 1000): details 17, contact 20, atmosphere 22, contact+atmosphere 25,
-find place 17, text search 32, nearby search 32, autocomplete 2.83, query autocomplete 2.83, photo 7.
+Priced from the shipped catalog's legacy price list (USD per 1000): Place Details or Find Place 17, plus Contact
+Data 3 and Atmosphere Data 5 by the fields asked for; Text Search and Nearby Search 32 plus both data SKUs (40);
+autocomplete and query autocomplete 2.83; photo 7; Find Place by ID only free.
 """
 
 from __future__ import annotations
@@ -24,21 +24,6 @@ from otel_ai_cost.instrumentation.googlemaps.skus import OPERATIONS, sku_for
 from otel_ai_cost.pricing.catalog import load_catalog
 
 KEY = "AIzaSyTEST-secret-key-0123456789abcdef"
-
-TEST_PRICES = """
-models:
-  - {provider: google_places, model: legacy_place_details, requests: {request: 17}}
-  - {provider: google_places, model: legacy_place_details_contact, requests: {request: 20}}
-  - {provider: google_places, model: legacy_place_details_atmosphere, requests: {request: 22}}
-  - {provider: google_places, model: legacy_place_details_contact_atmosphere, requests: {request: 25}}
-  - {provider: google_places, model: legacy_find_place, requests: {request: 17}}
-  - {provider: google_places, model: legacy_find_place_ids_only, requests: {request: 0}}
-  - {provider: google_places, model: legacy_text_search, requests: {request: 32}}
-  - {provider: google_places, model: legacy_nearby_search, requests: {request: 32}}
-  - {provider: google_places, model: legacy_autocomplete_per_request, requests: {request: 2.83}}
-  - {provider: google_places, model: legacy_query_autocomplete_per_request, requests: {request: 2.83}}
-  - {provider: google_places, model: legacy_place_photo, requests: {request: 7}}
-"""
 
 BODIES = {
     "/maps/api/place/details/json": {"status": "OK", "result": {"place_id": "ChIJ1", "name": "Cafe"}},
@@ -84,21 +69,10 @@ def server() -> Iterator[str]:
 
 
 @pytest.fixture
-def gmaps(server, telemetry, tmp_path):
-    prices = tmp_path / "prices.yaml"
-    prices.write_text(TEST_PRICES)
+def gmaps(server, telemetry):
+    """A client instrumented by `otel_ai_cost.instrument()` (the telemetry fixture), with the shipped prices."""
     _Handler.denied = False
-    instrumentor = GoogleMapsCostInstrumentor()
-    instrumentor.uninstrument()  # `instrument()` (the telemetry fixture) priced with the shipped catalog
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        price_catalog=load_catalog(prices),
-    )
-    try:
-        yield googlemaps.Client(key=KEY, base_url=server, retry_over_query_limit=False)
-    finally:
-        instrumentor.uninstrument()
+    return googlemaps.Client(key=KEY, base_url=server, retry_over_query_limit=False)
 
 
 def _only(telemetry):
@@ -154,8 +128,8 @@ def test_search_autocomplete_find_and_photo(gmaps, telemetry):
         for s in telemetry.spans()
     ]
     assert [(op, sku, Decimal(amount)) for op, sku, amount in got] == [
-        ("text_search", "legacy_text_search", Decimal("0.032")),
-        ("nearby_search", "legacy_nearby_search", Decimal("0.032")),
+        ("text_search", "legacy_text_search", Decimal("0.040")),
+        ("nearby_search", "legacy_nearby_search", Decimal("0.040")),
         ("autocomplete", "legacy_autocomplete_per_request", Decimal("0.00283")),
         ("query_autocomplete", "legacy_query_autocomplete_per_request", Decimal("0.00283")),
         ("find_place", "legacy_find_place_ids_only", Decimal("0")),
@@ -202,17 +176,21 @@ def test_uninstrument_restores_the_client_methods(server, telemetry):
     assert telemetry.spans() == []
 
 
-def test_without_override_prices_legacy_calls_are_unpriced(server, telemetry):
+def test_a_price_override_reprices_a_legacy_sku(server, telemetry, tmp_path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  - {provider: google_places, model: legacy_text_search, requests: {request: 32}}\n")
     instrumentor = GoogleMapsCostInstrumentor()
     instrumentor.uninstrument()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        price_catalog=load_catalog(prices),
+    )
     try:
         googlemaps.Client(key=KEY, base_url=server).places(query="cafe")
     finally:
         instrumentor.uninstrument()
-    a = _only(telemetry).attributes
-    assert a["ai_cost.pricing.status"] == "unpriced"
-    assert "ai_cost.amount" not in a
+    assert Decimal(_only(telemetry).attributes["ai_cost.amount"]) == Decimal("0.032")
 
 
 def test_sku_for_positional_and_string_fields():

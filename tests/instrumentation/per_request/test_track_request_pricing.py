@@ -15,6 +15,7 @@ from otel_ai_cost.pricing.usage import Usage
 AT = datetime(2026, 11, 22, tzinfo=timezone.utc)
 
 LIST_PRICES_PER_1000 = {
+    "place_details_essentials_ids_only": "0",
     "place_details_essentials": "5",
     "place_details_pro": "17",
     "place_details_enterprise": "20",
@@ -22,9 +23,28 @@ LIST_PRICES_PER_1000 = {
     "text_search_essentials_ids_only": "0",
     "text_search_pro": "32",
     "text_search_enterprise": "35",
+    "text_search_enterprise_atmosphere": "40",
     "nearby_search_pro": "32",
+    "nearby_search_enterprise": "35",
+    "nearby_search_enterprise_atmosphere": "40",
+    "place_details_photos": "7",
     "autocomplete_requests": "2.83",
     "autocomplete_session_usage": "0",
+    # The legacy Places API: a base SKU plus the Contact (3) and Atmosphere (5) data SKUs it triggers.
+    "legacy_place_details": "17",
+    "legacy_place_details_contact": "20",
+    "legacy_place_details_atmosphere": "22",
+    "legacy_place_details_contact_atmosphere": "25",
+    "legacy_find_place_ids_only": "0",
+    "legacy_find_place": "17",
+    "legacy_find_place_contact": "20",
+    "legacy_find_place_atmosphere": "22",
+    "legacy_find_place_contact_atmosphere": "25",
+    "legacy_text_search": "40",
+    "legacy_nearby_search": "40",
+    "legacy_autocomplete_per_request": "2.83",
+    "legacy_query_autocomplete_per_request": "2.83",
+    "legacy_place_photo": "7",
 }
 
 
@@ -52,8 +72,8 @@ def test_default_skus_of_priced_operations():
     assert DEFAULT_SKUS[("google_places", "autocomplete")] == "autocomplete_requests"
 
 
-def test_unverified_skus_stay_unpriced(catalog):
-    for sku in ("place_details_photos", "nearby_search_enterprise", "legacy_text_search"):
+def test_skus_without_a_price_stay_unpriced(catalog):
+    for sku in ("legacy_find_current_place", "place_details_everything"):
         quote = catalog.quote("google_places", sku, Usage(), at=AT)
         assert quote.status is PricingStatus.UNPRICED
         assert quote.amount is None
@@ -62,3 +82,14 @@ def test_unverified_skus_stay_unpriced(catalog):
 def test_prices_start_with_the_2025_sku_structure(catalog):
     before = datetime(2025, 2, 28, tzinfo=timezone.utc)
     assert catalog.quote("google_places", "place_details_pro", Usage(), at=before).amount is None
+
+
+def test_every_sku_the_instrumentation_can_name_is_priced(catalog):
+    from otel_ai_cost.instrumentation.per_request import skus
+
+    named = {
+        value
+        for name, value in vars(skus).items()
+        if name.isupper() and isinstance(value, str) and name != "GOOGLE_PLACES"
+    }
+    assert named == set(LIST_PRICES_PER_1000)

@@ -118,6 +118,20 @@ def test_xai_stream_reads_the_cost_from_the_usage_chunk(stand_in, gateway):
     assert Decimal(a["ai_cost.computed_amount"]) == Decimal("0.000016")  # 50 * 0.30 + 2 * 0.50 per 1M
 
 
+def test_xai_image_generation_is_priced_per_image_by_xai_itself(stand_in, gateway):
+    # xAI bills images per image and says so in ticks (docs.x.ai cost tracking: 200,000,000 ticks = $0.02 an
+    # image); no token usage, and no catalog price for the model: the provider's figure is the amount.
+    stand_in.push(Scenario(usage_extra={"cost_in_usd_ticks": 400000000}))
+    result = _client(stand_in, "xai").images.generate(model="grok-imagine-image", prompt="a receipt", n=2)
+
+    assert len(result.data) == 2
+    a = gateway.span().attributes
+    assert (a["gen_ai.provider.name"], a["gen_ai.request.model"]) == ("x_ai", "grok-imagine-image")
+    assert (a["ai_cost.source"], a["ai_cost.pricing.status"]) == ("provider", "priced")
+    assert Decimal(a["ai_cost.amount"]) == Decimal("0.04")
+    assert "ai_cost.computed_amount" not in a
+
+
 def test_perplexity_total_cost_includes_its_request_fee(stand_in, gateway):
     cost = {
         "input_tokens_cost": 0.0002,

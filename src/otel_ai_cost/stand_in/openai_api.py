@@ -530,7 +530,8 @@ _PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDw
 def images(request: RecordedRequest, scenario: Scenario, cache: PromptCache) -> Answer:
     """`POST /v1/images/generations`: `n` images; GPT Image models report usage (`prompt_tokens` -> input,
     `completion_tokens` -> output image tokens; `usage_extra` adds or overrides fields such as
-    `input_tokens_details`); DALL-E models report none."""
+    `input_tokens_details`); other providers' image models (xAI) report just `usage_extra`; DALL-E models report
+    none."""
     del cache
     body: Mapping[str, Any] = request.body or {}
     model = str(body.get("model") or "dall-e-2")
@@ -548,6 +549,8 @@ def images(request: RecordedRequest, scenario: Scenario, cache: PromptCache) -> 
             "total_tokens": prompt + output,
             **scenario.usage_extra,
         }
+    elif scenario.usage_extra:
+        payload["usage"] = dict(scenario.usage_extra)
     return Answer(headers={**base_headers(), **scenario.headers}, body=payload)
 
 

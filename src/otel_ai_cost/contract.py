@@ -82,6 +82,10 @@ class Cost:
     # Our catalog's figure for a call whose amount the provider reported (source `provider`), kept beside it so a
     # wrong price in either shows as a difference.
     COMPUTED_AMOUNT = "ai_cost.computed_amount"
+    # Per-call fees inside a call's cost, as our catalog priced them (exact decimal strings, only when non-zero):
+    # server-side tool calls such as web search, and per-request fees (Perplexity, Google Places SKUs).
+    FEE_WEB_SEARCH_AMOUNT = "ai_cost.fee.web_search.amount"
+    FEE_REQUEST_AMOUNT = "ai_cost.fee.request.amount"
     PRICING_STATUS = "ai_cost.pricing.status"  # PricingStatus
     PRICING_VERSION = "ai_cost.pricing.version"
     PRICING_TIER = "ai_cost.pricing.tier"  # the tier the price was taken from: standard, batch, flex, priority

@@ -69,6 +69,8 @@ def test_thinking_tokens_and_web_search_requests(client, stand_in, telemetry):
     assert a["ai_cost.usage.web_search.requests"] == 3
     # 1000*1.00 + 2000*5.00 = 11000 per 1M = 0.011; 3 searches at $10 per 1000 = 0.03
     assert Decimal(a["ai_cost.amount"]) == Decimal("0.041")
+    assert Decimal(a["ai_cost.fee.web_search.amount"]) == Decimal("0.03")
+    assert "ai_cost.fee.request.amount" not in a
 
 
 def test_stream_true_and_stream_helper(client, stand_in, telemetry):

@@ -149,6 +149,7 @@ def test_perplexity_total_cost_includes_its_request_fee(stand_in, gateway):
     assert Decimal(a["ai_cost.amount"]) == Decimal("0.0053")
     # ours: 200 * 1 + 100 * 1 per 1M, plus the catalog's $12 / 1K request fee (the high search context's)
     assert Decimal(a["ai_cost.computed_amount"]) == Decimal("0.0123")
+    assert Decimal(a["ai_cost.fee.request.amount"]) == Decimal("0.012")
 
 
 def test_openrouter_cost_through_the_responses_api(stand_in, gateway):

@@ -36,6 +36,16 @@ _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
         "string (decimal)",
         "with source `provider`: the catalog's own figure for the call, so the difference shows",
     ),
+    (
+        c.Cost.FEE_WEB_SEARCH_AMOUNT,
+        "string (decimal)",
+        "part of the catalog's figure that is server-side web search calls (OpenAI, Anthropic), when non-zero",
+    ),
+    (
+        c.Cost.FEE_REQUEST_AMOUNT,
+        "string (decimal)",
+        "part of the catalog's figure that is a per-request fee (Perplexity, Google Places SKUs), when non-zero",
+    ),
     (c.Cost.PRICING_STATUS, "string", "`priced`, `unpriced` (no price known: no amount, never $0), `no_usage`"),
     (c.Cost.PRICING_VERSION, "string", "catalog version that priced the call"),
     (c.Cost.PRICING_TIER, "string", "`standard`, `batch`, `flex` or `priority`, from the response's service tier"),

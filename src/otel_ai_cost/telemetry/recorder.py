@@ -308,6 +308,11 @@ class Call:
                 quote = catalog.quote(self.provider, priced_as, usage, at=at, service_tier=service_tier, region=region)
             status = quote.status.value
             attributes[Cost.PRICING_VERSION] = quote.version
+            components = quote.components
+            if "web_search" in components:
+                attributes[Cost.FEE_WEB_SEARCH_AMOUNT] = format(components["web_search"], "f")
+            if "request" in components:
+                attributes[Cost.FEE_REQUEST_AMOUNT] = format(components["request"], "f")
             attributes[Cost.PRICING_TIER] = quote.tier
             amount = quote.amount
             source = CostSource.LOCAL.value

@@ -36,6 +36,8 @@ def _assert_priced(span, operation, sku, amount):
     assert a["gen_ai.request.model"] == sku
     assert a["ai_cost.pricing.status"] == "priced"
     assert Decimal(a["ai_cost.amount"]) == amount
+    # A per-request SKU is all fee; a free one has none.
+    assert Decimal(a.get("ai_cost.fee.request.amount", "0")) == amount
     assert a["ai_cost.currency"] == "USD"
     assert a["ai_cost.source"] == "local"
     assert "error.type" not in a

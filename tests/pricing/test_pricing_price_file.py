@@ -184,7 +184,7 @@ def test_empty_file_is_valid(price_file: WriteFile) -> None:
 
 def test_shipped_catalog_is_valid() -> None:
     shipped = shipped_price_file()
-    assert shipped.version == "2026-11-22"
+    assert shipped.version == "2026-11-22.2"
     assert shipped.source == "catalog"
     assert {(rule.provider, rule.tier) for rule in shipped.tiers} == {
         ("openai", "batch"),

@@ -26,17 +26,11 @@ def bedrock(_bedrock_server: BedrockStandIn) -> BedrockStandIn:
 
 
 @pytest.fixture
-def instrumented(telemetry) -> Iterator[BedrockCostInstrumentor]:
-    """Our instrumentor on the test's providers (unless `otel_ai_cost.instrument()` already did it)."""
+def instrumented(telemetry) -> BedrockCostInstrumentor:
+    """Our instrumentor, as `otel_ai_cost.instrument()` (the telemetry fixture) set it up."""
     instrumentor = BedrockCostInstrumentor()
-    owned = not instrumentor.is_instrumented_by_opentelemetry
-    if owned:
-        instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-    try:
-        yield instrumentor
-    finally:
-        if owned and instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
+    assert instrumentor.is_instrumented_by_opentelemetry
+    return instrumentor
 
 
 @pytest.fixture

@@ -27,17 +27,11 @@ def gemini(_gemini_server: GeminiStandIn) -> GeminiStandIn:
 
 
 @pytest.fixture
-def instrumented(telemetry):
-    """Our instrumentor on the test's providers (unless `otel_ai_cost.instrument()` already did it)."""
+def instrumented(telemetry) -> GoogleGenAICostInstrumentor:
+    """Our instrumentor, as `otel_ai_cost.instrument()` (the telemetry fixture) set it up."""
     instrumentor = GoogleGenAICostInstrumentor()
-    owned = not instrumentor.is_instrumented_by_opentelemetry
-    if owned:
-        instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-    try:
-        yield instrumentor
-    finally:
-        if owned and instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.uninstrument()
+    assert instrumentor.is_instrumented_by_opentelemetry
+    return instrumentor
 
 
 def make_client(server: GeminiStandIn, *, vertexai: bool = False) -> genai.Client:

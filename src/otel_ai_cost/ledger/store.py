@@ -24,6 +24,16 @@ class InvalidRecord(ValueError):
     instead of retrying the whole batch forever. Nothing of the failed `write()` was stored."""
 
 
+class RetryBatch(Exception):
+    """This batch failed for a reason of its own that a retry can cure (a transaction conflict, a batch too large
+    for one transaction), while the store itself is healthy. Nothing of the failed `write()` was stored, or what
+    was is recognised as a duplicate on the retry: the caller writes the records again, split or later.
+
+    Every error a store's `write()` raises is one of three classes, and callers act on the class alone:
+    `InvalidRecord` (this record: reject it alone), `RetryBatch` (this batch: retry it) and `StoreUnavailable`
+    (the store: retry later; the service answers 503). Anything else escaping a store is a bug in that store."""
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     written: int  # new records

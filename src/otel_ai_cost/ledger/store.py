@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Protocol
@@ -69,6 +69,10 @@ class Totals:
     calls: int
     unpriced_calls: int
     by_provider_model: dict[tuple[str, str], Decimal]
+    # Spend per team and per operation type ("" for calls without one), from running totals too: the service's
+    # scoped /metrics gauges read these in a bounded number of reads, whatever the number of records.
+    by_team: dict[str, Decimal] = field(default_factory=dict)
+    by_operation_type: dict[str, Decimal] = field(default_factory=dict)
 
 
 GROUP_BY_FIELDS = ("day", "month", "environment", "service", "provider", "model", "operation", "operation_type",

@@ -87,6 +87,7 @@ class Cost:
     FEE_WEB_SEARCH_AMOUNT = "ai_cost.fee.web_search.amount"
     FEE_REQUEST_AMOUNT = "ai_cost.fee.request.amount"
     PRICING_STATUS = "ai_cost.pricing.status"  # PricingStatus
+    PRICING_REASON = "ai_cost.pricing.reason"  # PricingReason: why a call with usage is `unpriced`
     PRICING_VERSION = "ai_cost.pricing.version"
     PRICING_TIER = "ai_cost.pricing.tier"  # the tier the price was taken from: standard, batch, flex, priority
     USAGE_CACHE_CREATION_5M_INPUT_TOKENS = "ai_cost.usage.cache_creation.5m.input_tokens"
@@ -124,6 +125,14 @@ class PricingStatus(str, Enum):
     NO_USAGE = "no_usage"  # the provider reported no usage (errors, abandoned streams before usage)
 
 
+class PricingReason(str, Enum):
+    """Why a call that reported usage is `unpriced` (on the span beside the status)."""
+
+    NO_PRICE = "no_price"  # no price layer knows the model, or a class it used has no rate
+    MALFORMED_USAGE = "malformed_usage"  # a token count that is not a count (null total, string, float, negative...)
+    PRICING_ERROR = "pricing_error"  # pricing failed inside the instrumentation (logged once, counted)
+
+
 class Outcome(str, Enum):
     SUCCESS = "success"
     ERROR = "error"
@@ -146,10 +155,20 @@ class TokenType(str, Enum):
 
 
 class Operation(str, Enum):
+    """Every `gen_ai.operation.name` an instrumentor emits (`track_request` also takes the caller's own)."""
+
     CHAT = "chat"
     EMBEDDINGS = "embeddings"
     GENERATE_CONTENT = "generate_content"  # also image generation
     TRANSCRIPTION = "transcription"  # speech to text (no semconv value yet)
+    # Per-request APIs (the googlemaps instrumentor, `track_request` defaults): the billed API operation.
+    PLACE_DETAILS = "place_details"
+    FIND_PLACE = "find_place"
+    TEXT_SEARCH = "text_search"
+    NEARBY_SEARCH = "nearby_search"
+    AUTOCOMPLETE = "autocomplete"
+    QUERY_AUTOCOMPLETE = "query_autocomplete"
+    PLACE_PHOTO = "place_photo"
 
 
 # Labels a metric point may carry. Unbounded values (job id, batch id, CI run id, trace id, user id) never do.
@@ -161,6 +180,12 @@ METRIC_LABELS_DEFAULT: tuple[str, ...] = (
     Attribution.OPERATION_TYPE,
     Attribution.TEAM,
 )
+# Every label value is bounded per meter provider: the first METRIC_LABEL_LIMIT_DEFAULT distinct values of a label
+# (`Env.METRIC_LABEL_LIMIT` to change) keep their own series, later ones are counted as METRIC_LABEL_OTHER, so the
+# totals across series stay exact. `Env.METRIC_LABEL_VALUES_PREFIX` + the label's name upper-cased with `_` for
+# each other character (`..._GEN_AI_REQUEST_MODEL`) gives a label a fixed allow-list instead.
+METRIC_LABEL_LIMIT_DEFAULT = 100
+METRIC_LABEL_OTHER = "other"
 # Never allowed on a metric, whatever the allow-list says.
 METRIC_LABELS_FORBIDDEN: frozenset[str] = frozenset(
     {
@@ -181,7 +206,7 @@ METRIC_LABELS_FORBIDDEN: frozenset[str] = frozenset(
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    instrument: str  # counter | histogram | observable_counter
+    instrument: str  # counter | histogram | observable_counter | observable_gauge
     unit: str
     description: str
     prometheus_name: str  # how the collector's prometheus exporter names it (documented, tested)
@@ -250,8 +275,54 @@ INSTRUMENTATION_ERRORS = MetricSpec(
     prometheus_name="ai_cost_instrumentation_errors_total",
     labels=("ai_cost.component",),
 )
+# The in-process ledger exporter's counters (`ledger/exporter.py`; summed over the process's exporters).
+LEDGER_EXPORTER_WRITTEN = MetricSpec(
+    name="otel_ai_cost.ledger.records_written",
+    instrument="observable_counter",
+    unit="{record}",
+    description="Ledger records the in-process exporter wrote (new ones).",
+    prometheus_name="otel_ai_cost_ledger_records_written_total",
+    labels=(),
+)
+LEDGER_EXPORTER_DUPLICATES = MetricSpec(
+    name="otel_ai_cost.ledger.duplicates",
+    instrument="observable_counter",
+    unit="{record}",
+    description="Records the in-process exporter wrote that the ledger already held (retries): never counted twice.",
+    prometheus_name="otel_ai_cost_ledger_duplicates_total",
+    labels=(),
+)
+LEDGER_EXPORTER_LOST = MetricSpec(
+    name="otel_ai_cost.ledger.records_lost",
+    instrument="observable_counter",
+    unit="{record}",
+    description="Cost records the in-process exporter gave up (queue full, retry buffer full, unwritten at shutdown).",
+    prometheus_name="otel_ai_cost_ledger_records_lost_total",
+    labels=(),
+)
+LEDGER_EXPORTER_REJECTED = MetricSpec(
+    name="otel_ai_cost.ledger.records_rejected",
+    instrument="observable_counter",
+    unit="{record}",
+    description="Cost calls the ledger can never hold (an invalid span, a record the store rejects), logged once per "
+    "reason; the rest are written.",
+    prometheus_name="otel_ai_cost_ledger_records_rejected_total",
+    labels=(),
+)
+LEDGER_EXPORTER_BUFFERED = MetricSpec(
+    name="otel_ai_cost.ledger.records_buffered",
+    instrument="observable_gauge",
+    unit="{record}",
+    description="Records the in-process exporter keeps for a retry (the store was unavailable).",
+    prometheus_name="otel_ai_cost_ledger_records_buffered",
+    labels=(),
+)
 
-METRICS: tuple[MetricSpec, ...] = (TOKEN_USAGE, OPERATION_DURATION, SPEND, TOKENS, REQUESTS, INSTRUMENTATION_ERRORS)
+METRICS: tuple[MetricSpec, ...] = (
+    TOKEN_USAGE, OPERATION_DURATION, SPEND, TOKENS, REQUESTS, INSTRUMENTATION_ERRORS,
+    LEDGER_EXPORTER_WRITTEN, LEDGER_EXPORTER_DUPLICATES, LEDGER_EXPORTER_LOST, LEDGER_EXPORTER_REJECTED,
+    LEDGER_EXPORTER_BUFFERED,
+)  # fmt: skip
 
 
 class Env:
@@ -259,6 +330,8 @@ class Env:
 
     PRICES_FILE = "OTEL_AI_COST_PRICES_FILE"  # YAML overrides merged over the shipped catalog
     METRIC_LABELS = "OTEL_AI_COST_METRIC_LABELS"  # comma list replacing METRIC_LABELS_DEFAULT
+    METRIC_LABEL_LIMIT = "OTEL_AI_COST_METRIC_LABEL_LIMIT"  # distinct values kept per label (then `other`)
+    METRIC_LABEL_VALUES_PREFIX = "OTEL_AI_COST_METRIC_LABEL_VALUES_"  # + LABEL: that label's comma allow-list
     BAGGAGE_KEYS = "OTEL_AI_COST_BAGGAGE_KEYS"  # comma list of baggage keys read into attribution
     INJECT_STREAM_USAGE = "OTEL_AI_COST_INJECT_STREAM_USAGE"  # "false" turns off include_usage injection
     ENVIRONMENT_FALLBACK = "ENVIRONMENT"  # the variable existing deployments already set
@@ -268,6 +341,7 @@ class Env:
     MODEL_ALIASES = "OTEL_AI_COST_MODEL_ALIASES"  # alias=model, comma-separated: Azure deployments, gateway groups
     LEDGER = "OTEL_AI_COST_LEDGER"  # store URL (sqlite:///..., dynamodb://TABLE?...), or "none"
     LEDGER_TOKEN = "OTEL_AI_COST_LEDGER_TOKEN"  # bearer token the ledger service requires
+    BUDGETS = "OTEL_AI_COST_BUDGETS"  # the budgets file of `budgets check`/`render` when --budgets is not given
 
 
 class Record:
@@ -358,14 +432,13 @@ LEDGER_SPEND_BY_MODEL = PrometheusMetric(
 LEDGER_SPEND_BY_TEAM = PrometheusMetric(
     "ai_cost_ledger_spend_by_team_USD",
     "gauge",
-    "Exact spend in the current UTC day or month so far, per team (calls with a team; refreshed at most every 30 s).",
+    "Exact spend in the current UTC day or month so far, per team (calls with a team), from the running totals.",
     ("environment", "period", "team"),
 )
 LEDGER_SPEND_BY_OPERATION_TYPE = PrometheusMetric(
     "ai_cost_ledger_spend_by_operation_type_USD",
     "gauge",
-    "Exact spend in the current UTC day or month so far, per operation type (calls with one; refreshed at most "
-    "every 30 s).",
+    "Exact spend in the current UTC day or month so far, per operation type (calls with one), from the running totals.",
     ("environment", "period", "operation_type"),
 )
 LEDGER_CALLS = PrometheusMetric(
@@ -398,6 +471,12 @@ LEDGER_DUPLICATES = PrometheusMetric(
     "counter",
     "Records already in the store (retries, replays): ignored, never counted twice.",
 )
+LEDGER_RECORD_CONFLICTS = PrometheusMetric(
+    "ai_cost_ledger_record_conflicts_total",
+    "counter",
+    "Of the duplicates, records whose identity (trace and span id) was already stored with different content (another "
+    "amount or other token counts): the stored record is kept, the new one ignored.",
+)
 LEDGER_WRITE_FAILURES = PrometheusMetric(
     "ai_cost_ledger_write_failures_total",
     "counter",
@@ -426,6 +505,7 @@ LEDGER_METRICS: tuple[PrometheusMetric, ...] = (
     LEDGER_SPANS_REJECTED,
     LEDGER_RECORDS_WRITTEN,
     LEDGER_DUPLICATES,
+    LEDGER_RECORD_CONFLICTS,
     LEDGER_WRITE_FAILURES,
     LEDGER_WRITE_RETRIES,
     LEDGER_HTTP_REQUESTS,

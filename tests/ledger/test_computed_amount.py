@@ -194,9 +194,17 @@ def _attributes(**extra: Any) -> dict[str, Any]:
     }
 
 
+_START_NS = int(datetime(2026, 11, 22, tzinfo=timezone.utc).timestamp()) * 10**9
+
+
 def _from_attributes(attributes: dict[str, Any]) -> LedgerRecord:
     return record_from_attributes(
-        trace_id="a" * 32, span_id="b" * 16, start_time_ns=1, end_time_ns=2, resource={}, attributes=attributes
+        trace_id="a" * 32,
+        span_id="b" * 16,
+        start_time_ns=_START_NS,
+        end_time_ns=_START_NS + 1,
+        resource={},
+        attributes=attributes,
     )
 
 

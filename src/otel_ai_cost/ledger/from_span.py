@@ -1,4 +1,9 @@
-"""GenAI span -> ledger record. Pure: the in-process exporter and the ledger service (OTLP) both use it."""
+"""GenAI span -> ledger record. Pure: the in-process exporter and the ledger service (OTLP) both use it.
+
+Every bound of `limits.py` is applied here, at the edge: a span beyond one (2**63-1 tokens, a 100,000-character
+model name, a start time in the year 2262) is rejected with `InvalidSpan` naming the field and the bound, alone,
+before it reaches a store.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,10 @@ from otel_ai_cost.contract import (
     GenAI,
     Outcome,
     PricingStatus,
+    Record,
     Resource,
 )
+from otel_ai_cost.ledger import limits
 from otel_ai_cost.ledger.record import LedgerRecord
 
 
@@ -45,6 +52,25 @@ def record_from_attributes(
         raise InvalidSpan(f"trace_id/span_id must be 32/16 hex digits, got {trace_id!r}/{span_id!r}")
     if start_time_ns <= 0:
         raise InvalidSpan("span has no start time")
+    try:
+        limits.check_start_time_ns("start time", start_time_ns)
+        record = _build(trace_id, span_id, start_time_ns, end_time_ns, resource, attributes)
+        limits.check_record(record)
+    except limits.OutOfBounds as error:
+        attribute = _ATTRIBUTE_OF.get(error.field)
+        raise InvalidSpan(f"{error} (span attribute {attribute})" if attribute else str(error)) from None
+    return record
+
+
+def _build(
+    trace_id: str,
+    span_id: str,
+    start_time_ns: int,
+    end_time_ns: int,
+    resource: Mapping[str, Any],
+    attributes: Mapping[str, Any],
+) -> LedgerRecord:
+    """The record as the span states it (counts and amounts checked as they are read; the rest by the caller)."""
 
     def text(key: str, default: str = "") -> str:
         value = attributes.get(key)
@@ -52,11 +78,8 @@ def record_from_attributes(
             value = resource.get(key)
         return default if value is None else str(value)
 
-    def count(key: str) -> int:
-        value = attributes.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidSpan(f"{key} must be a non-negative integer, got {value!r}")
-        return value
+    def count(key: str, maximum: int = limits.MAX_TOKENS) -> int:
+        return limits.check_count(key, attributes.get(key, 0), maximum)
 
     def money(key: str) -> Decimal | None:
         raw = attributes.get(key)
@@ -68,7 +91,7 @@ def record_from_attributes(
             raise InvalidSpan(f"{key} is not a decimal: {raw!r}") from None
         if not value.is_finite() or value < 0:
             raise InvalidSpan(f"{key} must be a finite, non-negative decimal: {raw!r}")
-        return value
+        return limits.check_amount(key, value)
 
     amount = money(Cost.AMOUNT)
     computed_amount = money(Cost.COMPUTED_AMOUNT)  # our catalog's figure beside a provider-reported amount
@@ -106,7 +129,7 @@ def record_from_attributes(
         cache_write_5m_input_tokens=cache_write_5m,
         cache_write_1h_input_tokens=cache_write_1h,
         reasoning_output_tokens=count(GenAI.USAGE_REASONING_OUTPUT_TOKENS),
-        web_search_requests=count(Cost.USAGE_WEB_SEARCH_REQUESTS),
+        web_search_requests=count(Cost.USAGE_WEB_SEARCH_REQUESTS, limits.MAX_WEB_SEARCH_REQUESTS),
         amount=amount,
         computed_amount=computed_amount,
         currency=text(Cost.CURRENCY, CURRENCY),
@@ -131,6 +154,29 @@ def record_from_attributes(
         vcs_ref_name=text(Resource.VCS_REF_HEAD_NAME),
         vcs_change_id=text(Resource.VCS_CHANGE_ID),
     )
+
+
+# The span attribute each record field comes from, to name it in a rejection.
+_ATTRIBUTE_OF: dict[str, str] = {
+    Record.ENVIRONMENT: Resource.DEPLOYMENT_ENVIRONMENT_NAME,
+    Record.SERVICE: Resource.SERVICE_NAME,
+    Record.PROVIDER: GenAI.PROVIDER_NAME,
+    Record.REQUEST_MODEL: GenAI.REQUEST_MODEL,
+    Record.RESPONSE_MODEL: GenAI.RESPONSE_MODEL,
+    Record.OPERATION: GenAI.OPERATION_NAME,
+    Record.OPERATION_TYPE: Attribution.OPERATION_TYPE,
+    Record.CURRENCY: Cost.CURRENCY,
+    Record.COST_SOURCE: Cost.SOURCE,
+    Record.PRICING_STATUS: Cost.PRICING_STATUS,
+    Record.PRICING_VERSION: Cost.PRICING_VERSION,
+    Record.PRICING_TIER: Cost.PRICING_TIER,
+    Record.ERROR_TYPE: ERROR_TYPE,
+    Record.JOB_ID: Attribution.JOB_ID,
+    Record.BATCH_ID: Attribution.BATCH_ID,
+    Record.TEAM: Attribution.TEAM,
+    Record.USER_ID: Attribution.USER_ID,
+    Record.TAGS: Attribution.TAG_PREFIX + "*",
+}
 
 
 def record_from_span(span: Any) -> LedgerRecord | None:

@@ -16,7 +16,18 @@ busy timeout, disk full, I/O error) is retried with bounded exponential backoff 
 `StoreUnavailable`: nothing is ever dropped silently. WAL needs a local file system (not NFS/SMB).
 
 **Idempotency.** (`trace_id`, `span_id`) is the primary key. Writing a record that is already stored (a retry, a
-replay, a re-import) is counted in `WriteResult.duplicates` and changes nothing.
+replay, a re-import) is counted in `WriteResult.duplicates` and changes nothing; one whose stored content differs
+(another amount or token count) is also counted in `WriteResult.conflicts`, and the first of a process is logged.
+
+**Errors, in the three classes of `store.py`.** Every record is checked against `limits.py` first
+(`InvalidRecord`). Locked, busy, disk full, I/O errors: retried, then `StoreUnavailable`; a damaged file:
+`StoreUnavailable` at once. An error a record's values cause inside SQLite (`OverflowError`, `IntegrityError`,
+`DataError`, `InterfaceError`, a binding error): `InvalidRecord` naming the record. A running sum that the batch
+would take past 2**63-1: `InvalidRecord` for one record, `RetryBatch` for several. Anything else is a bug.
+
+**Sums never overflow into floats.** SQLite's `+` turns an integer overflow into a float without a word: the
+rollup's upsert refuses it instead (the sum becomes NULL in a NOT NULL column). A `SUM` beyond 64 bits in
+`aggregate()` (a ledger written before the bounds) is computed again in 32-bit halves, exactly.
 
 **Exact money.** Amounts are never stored as floating point. Each record keeps its exact decimal text (`amount`)
 and, for fast exact sums in SQL, the same amount split into integers: whole micro-USD (`amount_micro`) and the
@@ -51,17 +62,20 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import date
 from decimal import ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
 from pathlib import Path
 from typing import Any
 
 from otel_ai_cost.contract import CostSource, PricingStatus, Record
+from otel_ai_cost.ledger import limits
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
 from otel_ai_cost.ledger.store import (
     GROUP_BY_FIELDS,
     AggregateRow,
+    InvalidRecord,
+    RetryBatch,
     StoreUnavailable,
     Totals,
     UsageQuery,
@@ -182,7 +196,11 @@ _UPSERT_DAILY = (
     f"INSERT INTO daily ({', '.join([*_DAILY_KEY, 'model', *_DAILY_MEASURES])}) "
     f"VALUES ({', '.join('?' * (len(_DAILY_KEY) + 1 + len(_DAILY_MEASURES)))}) "
     f"ON CONFLICT ({', '.join(_DAILY_KEY)}) DO UPDATE SET "
-    + ", ".join(f"{m} = {m} + excluded.{m}" for m in _DAILY_MEASURES)
+    # SQLite's `+` turns an integer overflow into a float, silently: a sum that would pass 2**63-1 becomes NULL
+    # instead, which the NOT NULL constraint refuses (IntegrityError), so the rollup stays exact integers.
+    + ", ".join(
+        f"{m} = CASE WHEN {m} <= {limits.INT64_MAX} - excluded.{m} THEN {m} + excluded.{m} END" for m in _DAILY_MEASURES
+    )
 )
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -337,30 +355,46 @@ class SQLiteStore:
         records = list(records)
         if not records:
             return WriteResult(0, 0)
+        for record in records:  # records also come from `record` and `import`: the bounds hold for every writer
+            limits.validate_record(record)
         rows = [_row(r) for r in records]  # outside the lock and the retries: a bad record fails fast
         with self._lock:
             self._check_open()
-            written, retries = self._retrying(lambda: self._insert(records, rows), what=f"write to {self.path}")
-        return WriteResult(written=written, duplicates=len(records) - written, retries=retries)
+            (written, conflicts), retries = self._retrying(
+                lambda: self._insert(records, rows), what=f"write to {self.path}"
+            )
+        if conflicts:
+            _log_conflict_once(conflicts[0])
+        return WriteResult(
+            written=written, duplicates=len(records) - written, retries=retries, conflicts=len(conflicts)
+        )
 
-    def _insert(self, records: list[LedgerRecord], rows: list[tuple[Any, ...]]) -> int:
+    def _insert(self, records: list[LedgerRecord], rows: list[tuple[Any, ...]]) -> tuple[int, list[_Conflict]]:
+        """One transaction: the new records, then their running totals and rollup. Returns how many were new, and
+        the already stored identities whose stored content differs."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             cursor = conn.cursor()
             inserted: list[tuple[LedgerRecord, tuple[Any, ...]]] = []
+            conflicts: list[_Conflict] = []
             for record, row in zip(records, rows, strict=True):
-                cursor.execute(_INSERT, row)
+                _insert_one(cursor, record, row)
                 if cursor.rowcount == 1:  # 0: the identity is already stored (or repeated within this batch)
                     inserted.append((record, row))
-            _add_to_totals(cursor, [record for record, _ in inserted])
-            _add_to_daily(cursor, inserted)
+                elif (conflict := _conflict(cursor, record, row)) is not None:
+                    conflicts.append(conflict)
+            try:
+                _add_to_totals(cursor, [record for record, _ in inserted])
+                _add_to_daily(cursor, inserted)
+            except _RECORD_ERRORS as exc:  # a sum would leave 64 bits: caused by this batch's records together
+                _raise_for_batch(records, exc)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return len(inserted)
+        return len(inserted), conflicts
 
     # -- reads ------------------------------------------------------------------------------------------------
 
@@ -395,15 +429,33 @@ class SQLiteStore:
         return self._aggregate_from(table, query, group_by)
 
     def _aggregate_from(self, table: str, query: UsageQuery, group_by: Sequence[str]) -> list[AggregateRow]:
-        """`aggregate()` over `records` or `daily` (the tests hold the two equal)."""
+        """`aggregate()` over `records` or `daily` (the tests hold the two equal).
+
+        Never inexact, never an 'integer overflow': a SQL `SUM` beyond 64 bits (possible only in a ledger written
+        before the bounds of `limits.py`, or at millions of records at the bound) is computed again with every
+        measure summed as two 32-bit halves, exactly; a rollup that an older version let overflow into floats is
+        bypassed for the records themselves."""
         where, params = _where(query)
         keys = [_GROUP_EXPRESSIONS[g] for g in group_by]
         group_sql = f" GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}" if keys else ""
-        sums = _SUMS if table == "records" else _DAILY_SUMS
-        sql = f"SELECT {', '.join([*keys, *sums])} FROM {table}{where}{group_sql}"
         with self._lock:
             self._check_open()
-            found = self._conn.execute(sql, params).fetchall()
+            try:
+                found = self._conn.execute(_sums_sql(table, keys, where, group_sql), params).fetchall()
+                if table == "daily" and any(isinstance(v, float) for row in found for v in row[len(keys) :]):
+                    raise _InexactRollup
+            except (sqlite3.OperationalError, _InexactRollup) as exc:
+                if not isinstance(exc, _InexactRollup) and "integer overflow" not in str(exc):
+                    raise
+                table = "records" if isinstance(exc, _InexactRollup) else table
+                sums = _SUMS if table == "records" else _DAILY_SUMS
+                split = _split_sums(sums)
+                found = [
+                    (*row[: len(keys)], *_join_halves(sums, row[len(keys) :]))
+                    for row in self._conn.execute(
+                        f"SELECT {', '.join([*keys, *split])} FROM {table}{where}{group_sql}", params
+                    ).fetchall()
+                ]
             residuals: dict[tuple[Any, ...], list[Decimal]] = {}
             if any(row[len(keys) + 3] for row in found):  # some amount has more than 12 decimal places: rare
                 residual_sql = f"SELECT {', '.join([*keys, 'amount_residual'])} FROM {table}{where}"
@@ -427,7 +479,7 @@ class SQLiteStore:
             labels = tuple(
                 (name, "" if value is None else str(value)) for name, value in zip(group_by, group, strict=True)
             )
-            calls, micro, pico, _, unpriced, tin, tout, tcr, tcw, treason = (v or 0 for v in row[len(keys) :])
+            calls, micro, pico, _, unpriced, tin, tout, tcr, tcw5, tcw1, treason = (v or 0 for v in row[len(keys) :])
             if not calls:
                 continue
             amount = exact_sum(micro, pico, residuals.get(group, ()))
@@ -441,7 +493,7 @@ class SQLiteStore:
                     input_tokens=tin,
                     output_tokens=tout,
                     cache_read_input_tokens=tcr,
-                    cache_write_input_tokens=tcw,
+                    cache_write_input_tokens=tcw5 + tcw1,
                     reasoning_output_tokens=treason,
                     computed_amount=None if difference is None else _plain(EXACT.add(amount, difference)),
                 )
@@ -451,17 +503,26 @@ class SQLiteStore:
     def totals(self, environment: str, period: str) -> Totals:
         """The running totals of one environment for a UTC day (`2026-11-22`) or month (`2026-11`).
 
-        Reads the few rows of the `totals` table (one per provider/model): no scan of records.
+        Reads the few rows of the `totals` table (one per provider/model): no scan of records. The spend per
+        team and per operation type comes from the daily rollup: a GROUP BY over the period's rollup rows (at most
+        31 days of them), in the same read transaction, so every figure is of the same moment.
         """
         if not (_DAY_PERIOD.match(period) or _MONTH_PERIOD.match(period)):
             raise ValueError(f"period must be a UTC day YYYY-MM-DD or a month YYYY-MM, got {period!r}")
+        days = (period, period) if _DAY_PERIOD.match(period) else (f"{period}-01", f"{period}-31")
         with self._lock:
             self._check_open()
-            rows = self._conn.execute(
-                "SELECT provider, model, amount, calls, unpriced_calls FROM totals "
-                "WHERE environment = ? AND period = ?",
-                (environment, period),
-            ).fetchall()
+            self._conn.execute("BEGIN")  # one snapshot for the three reads
+            try:
+                rows = self._conn.execute(
+                    "SELECT provider, model, amount, calls, unpriced_calls FROM totals "
+                    "WHERE environment = ? AND period = ?",
+                    (environment, period),
+                ).fetchall()
+                by_team = _spend_by(self._conn, Record.TEAM, environment, days)
+                by_operation_type = _spend_by(self._conn, Record.OPERATION_TYPE, environment, days)
+            finally:
+                self._conn.execute("COMMIT")
         amount = Decimal(0)
         by_provider_model: dict[tuple[str, str], Decimal] = {}
         for provider, model, text, _, _ in rows:
@@ -475,6 +536,8 @@ class SQLiteStore:
             calls=sum(r[3] for r in rows),
             unpriced_calls=sum(r[4] for r in rows),
             by_provider_model=by_provider_model,
+            by_team=by_team,
+            by_operation_type=by_operation_type,
         )
 
     def close(self) -> None:
@@ -505,7 +568,8 @@ _SUMS = (
     "SUM(input_tokens)",
     "SUM(output_tokens)",
     "SUM(cache_read_input_tokens)",
-    "SUM(cache_write_5m_input_tokens + cache_write_1h_input_tokens)",
+    "SUM(cache_write_5m_input_tokens)",
+    "SUM(cache_write_1h_input_tokens)",  # added in Python: a `+` in SQL may overflow into a float
     "SUM(reasoning_output_tokens)",
 )
 
@@ -524,9 +588,48 @@ _DAILY_SUMS = (
     "SUM(input_tokens)",
     "SUM(output_tokens)",
     "SUM(cache_read_input_tokens)",
-    "SUM(cache_write_5m_input_tokens + cache_write_1h_input_tokens)",
+    "SUM(cache_write_5m_input_tokens)",
+    "SUM(cache_write_1h_input_tokens)",  # added in Python: a `+` in SQL may overflow into a float
     "SUM(reasoning_output_tokens)",
 )
+
+
+class _InexactRollup(Exception):
+    """The daily rollup holds a float (an older version let a sum overflow): answer from the records instead."""
+
+
+_HALF = 32  # bits: each half of a value below 2**63 is below 2**32, so its SUM stays exact for 2**31 rows
+_SUM = re.compile(r"SUM\((.+)\)")
+
+
+def _sums_sql(table: str, keys: Sequence[str], where: str, group_sql: str) -> str:
+    sums = _SUMS if table == "records" else _DAILY_SUMS
+    return f"SELECT {', '.join([*keys, *sums])} FROM {table}{where}{group_sql}"
+
+
+def _split_sums(sums: Sequence[str]) -> list[str]:
+    """Each `SUM(x)` as `SUM(x >> 32), SUM(x & 0xFFFFFFFF)`: sums that cannot overflow, joined by `_join_halves`."""
+    out: list[str] = []
+    for expression in sums:
+        match = _SUM.fullmatch(expression)
+        if match:
+            out += [f"SUM(({match[1]}) >> {_HALF})", f"SUM(({match[1]}) & {2**_HALF - 1})"]
+        else:
+            out.append(expression)
+    return out
+
+
+def _join_halves(sums: Sequence[str], values: Sequence[Any]) -> list[Any]:
+    """The values of `_split_sums(sums)` as one exact Python int per `SUM`."""
+    out: list[Any] = []
+    it = iter(values)
+    for expression in sums:
+        if _SUM.fullmatch(expression):
+            high, low = next(it), next(it)
+            out.append(None if high is None and low is None else ((high or 0) << _HALF) + (low or 0))
+        else:
+            out.append(next(it))
+    return out
 
 
 def _row(record: LedgerRecord) -> tuple[Any, ...]:
@@ -560,6 +663,91 @@ def _record(row: Sequence[Any]) -> LedgerRecord:
         if value is None and name not in (Record.AMOUNT, Record.COMPUTED_AMOUNT):
             values[name] = "" if name not in _INTEGER_FIELDS else 0
     return LedgerRecord(**values)
+
+
+# Errors SQLite (or the binding of a value) raises because of what a record holds, not because of the store's state.
+_RECORD_ERRORS = (OverflowError, sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, UnicodeEncodeError)
+
+
+def _insert_one(cursor: sqlite3.Cursor, record: LedgerRecord, row: tuple[Any, ...]) -> None:
+    """Inserts one record's row (or nothing, for an identity already stored); an error that this record's values
+    cause is `InvalidRecord` naming it (the bounds of `limits.py` make this a second line of defence)."""
+    try:
+        cursor.execute(_INSERT, row)
+    except (*_RECORD_ERRORS, sqlite3.ProgrammingError) as exc:
+        if isinstance(exc, sqlite3.ProgrammingError) and "binding" not in str(exc).lower():
+            raise  # a bug of this store (a closed cursor, wrong SQL), not something of the record
+        raise InvalidRecord(
+            f"record {record.trace_id}/{record.span_id}: the SQLite ledger cannot store it "
+            f"({type(exc).__name__}: {exc})",
+            key=record.key,
+        ) from exc
+
+
+def _raise_for_batch(records: Sequence[LedgerRecord], exc: BaseException) -> None:
+    """A running sum or rollup row would leave SQLite's exact 64-bit integers: `InvalidRecord` for a single record
+    (it can never be added to that row), else `RetryBatch` (smaller slices may fit; the caller finds the one that
+    does not)."""
+    reason = f"adding it to the ledger's exact 64-bit sums would overflow them ({type(exc).__name__}: {exc})"
+    if len(records) == 1:
+        record = records[0]
+        raise InvalidRecord(f"record {record.trace_id}/{record.span_id}: {reason}", key=record.key) from exc
+    raise RetryBatch(f"a batch of {len(records)} records: {reason}; write it in smaller slices") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Conflict:
+    """An identity already stored with other content: the stored amount and the refused one (never more)."""
+
+    key: tuple[str, str]
+    stored_amount: str | None
+    new_amount: str | None
+
+
+# What a replay of the same call must repeat exactly: the money and the usage.
+_CONTENT = (Record.AMOUNT, Record.COMPUTED_AMOUNT, *limits.COUNT_LIMITS, Record.PRICING_STATUS)
+_SELECT_CONTENT = f"SELECT {', '.join(_CONTENT)} FROM records WHERE trace_id = ? AND span_id = ?"
+_AMOUNTS = (Record.AMOUNT, Record.COMPUTED_AMOUNT)
+
+
+def _conflict(cursor: sqlite3.Cursor, record: LedgerRecord, row: tuple[Any, ...]) -> _Conflict | None:
+    """For a record whose identity is already stored: a `_Conflict` when the stored content differs, else None
+    (a plain replay). One primary-key read, only for duplicates."""
+    stored = cursor.execute(_SELECT_CONTENT, record.key).fetchone()
+    if stored is None:
+        return None
+    new = tuple(row[_ROW_INDEX[name]] for name in _CONTENT)
+    for name, old_value, new_value in zip(_CONTENT, stored, new, strict=True):
+        if name in _AMOUNTS:
+            same = (old_value is None) == (new_value is None) and (
+                old_value is None or Decimal(old_value) == Decimal(new_value)
+            )
+        else:
+            same = old_value == new_value
+        if not same:
+            return _Conflict(record.key, stored[0], new[0])
+    return None
+
+
+_CONFLICT_LOG_LOCK = threading.Lock()
+_conflict_logged = False
+
+
+def _log_conflict_once(conflict: _Conflict) -> None:
+    """Warns about the first conflict of the process (key and amounts only); later ones are only counted."""
+    global _conflict_logged
+    with _CONFLICT_LOG_LOCK:
+        if _conflict_logged:
+            return
+        _conflict_logged = True
+    logger.warning(
+        "otel-ai-cost ledger: record %s/%s is already stored with different content (stored amount %s, refused "
+        "amount %s): the stored record is kept. Such conflicts are counted (WriteResult.conflicts, "
+        "ai_cost_ledger_record_conflicts_total) and logged once per process",
+        *conflict.key,
+        conflict.stored_amount,
+        conflict.new_amount,
+    )
 
 
 def _where(query: UsageQuery) -> tuple[str, list[Any]]:
@@ -630,14 +818,44 @@ def _add_to_totals(cursor: sqlite3.Cursor, inserted: Sequence[LedgerRecord]) -> 
                 (*key, format(_plain(amount), "f"), calls, unpriced),
             )
         else:
-            cursor.execute(
-                "UPDATE totals SET amount = ?, calls = calls + ?, unpriced_calls = unpriced_calls + ? "
-                "WHERE environment = ? AND period = ? AND provider = ? AND model = ?",
+            cursor.execute(  # the counts guarded like the rollup's sums: NULL (refused) rather than a float
+                "UPDATE totals SET amount = ?1, "
+                f"calls = CASE WHEN calls <= {limits.INT64_MAX} - ?2 THEN calls + ?2 END, "
+                f"unpriced_calls = CASE WHEN unpriced_calls <= {limits.INT64_MAX} - ?3 THEN unpriced_calls + ?3 END "
+                "WHERE environment = ?4 AND period = ?5 AND provider = ?6 AND model = ?7",
                 (format(_plain(EXACT.add(Decimal(current[0]), amount)), "f"), calls, unpriced, *key),
             )
 
 
 _ROW_INDEX = {name: i for i, name in enumerate(_COLUMNS)}
+
+
+def _spend_by(conn: sqlite3.Connection, column: str, environment: str, days: tuple[str, str]) -> dict[str, Decimal]:
+    """Exact spend per value of a daily-rollup key column ("" for calls without one) over a range of days of one
+    environment. Sums of 32-bit halves, so no SUM can overflow; a rollup an older version let overflow into a
+    float is bypassed for the records of the period."""
+    for table in ("daily", "records"):
+        where = f" FROM {table} WHERE day >= ? AND day <= ? AND environment = ?"
+        found = conn.execute(
+            f"SELECT {column}, {', '.join(_split_sums(_SPEND_SUMS))}, "
+            f"SUM(typeof(amount_micro) = 'real' OR typeof(amount_pico) = 'real'){where} GROUP BY {column}",
+            (*days, environment),
+        ).fetchall()
+        if table == "records" or not any(row[-1] for row in found):
+            break
+    residuals: dict[str, list[Decimal]] = {}
+    if any(row[-2] for row in found):  # amounts with more than 12 decimal places: rare
+        sql = f"SELECT {column}, amount_residual{where} AND amount_residual IS NOT NULL"
+        for value, residual in conn.execute(sql, (*days, environment)).fetchall():
+            residuals.setdefault(value or "", []).append(Decimal(residual))
+    out: dict[str, Decimal] = {}
+    for row in found:
+        micro, pico, _ = _join_halves(_SPEND_SUMS, row[1:-1])
+        out[row[0] or ""] = exact_sum(micro or 0, pico or 0, residuals.get(row[0] or "", ()))
+    return out
+
+
+_SPEND_SUMS = ("SUM(amount_micro)", "SUM(amount_pico)", "COUNT(amount_residual)")
 
 
 def _add_to_daily(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord, tuple[Any, ...]]]) -> None:

@@ -21,7 +21,14 @@ class StoreUnavailable(Exception):
 class InvalidRecord(ValueError):
     """A record this store can never hold as it is (for example an amount beyond the store's numeric precision).
     Retrying cannot help, so the caller rejects that record (the ledger service reports it in `partial_success`)
-    instead of retrying the whole batch forever. Nothing of the failed `write()` was stored."""
+    instead of retrying the whole batch forever. Nothing of the failed `write()` was stored.
+
+    `key` is the (trace_id, span_id) of the record at fault when the store knows it: the caller drops that record
+    and writes the rest again. Without it (None), the caller finds the record by writing smaller slices."""
+
+    def __init__(self, message: str, key: tuple[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class RetryBatch(Exception):
@@ -39,6 +46,9 @@ class WriteResult:
     written: int  # new records
     duplicates: int  # records whose identity was already stored (ignored, never counted twice)
     retries: int = 0  # transient failures retried inside this write
+    # Of the duplicates, those whose stored record has DIFFERENT content (another amount, other token counts): the
+    # stored record is kept and the new one ignored, but this is not a harmless replay, so it is counted apart.
+    conflicts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

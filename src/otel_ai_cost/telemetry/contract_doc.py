@@ -7,7 +7,12 @@ from enum import Enum
 from otel_ai_cost import contract as c
 
 _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
-    (c.GenAI.OPERATION_NAME, "string", "`chat` or `embeddings` (semconv, required)"),
+    (
+        c.GenAI.OPERATION_NAME,
+        "string",
+        ", ".join(f"`{op.value}`" for op in c.Operation) + "; or the operation given to `track_request` "
+        "(semconv, required)",
+    ),
     (c.GenAI.PROVIDER_NAME, "string", "`openai`, `anthropic`, `aws.bedrock`, `x_ai`, ... (semconv, required)"),
     (c.GenAI.REQUEST_MODEL, "string", "model the caller asked for"),
     (c.GenAI.REQUEST_STREAM, "boolean", "true on streamed calls"),
@@ -47,6 +52,13 @@ _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
         "part of the catalog's figure that is a per-request fee (Perplexity, Google Places SKUs), when non-zero",
     ),
     (c.Cost.PRICING_STATUS, "string", "`priced`, `unpriced` (no price known: no amount, never $0), `no_usage`"),
+    (
+        c.Cost.PRICING_REASON,
+        "string",
+        "with `unpriced`: why (" + ", ".join(f"`{r.value}`" for r in c.PricingReason) + "); `malformed_usage`: "
+        "a token count that is not one (a null total, text, a fraction, a negative or absurd number), logged once "
+        "per provider and field",
+    ),
     (c.Cost.PRICING_VERSION, "string", "catalog version that priced the call"),
     (c.Cost.PRICING_TIER, "string", "`standard`, `batch`, `flex` or `priority`, from the response's service tier"),
     (c.Cost.USAGE_CACHE_CREATION_5M_INPUT_TOKENS, "int", "cache writes with a 5-minute TTL"),
@@ -134,6 +146,15 @@ def render() -> str:
         + ", ".join(f"`{x}`" for x in sorted(c.METRIC_LABELS_FORBIDDEN))
         + f", and any `{c.Attribution.TAG_PREFIX}*`.",
         "",
+        f"Every label's values are bounded, per meter provider: the first {c.METRIC_LABEL_LIMIT_DEFAULT} distinct "
+        f"values of a label (`{c.Env.METRIC_LABEL_LIMIT}` to change) keep their own series, any later one is "
+        f"recorded as `{c.METRIC_LABEL_OTHER}`; `{c.Env.METRIC_LABEL_VALUES_PREFIX}<LABEL>` (the label's name "
+        "upper-cased, `_` for every other character, e.g. "
+        f"`{c.Env.METRIC_LABEL_VALUES_PREFIX}GEN_AI_REQUEST_MODEL=gpt-4o,gpt-4o-mini`) gives one label a fixed "
+        f"allow-list instead. An empty value (no team) is always kept. Totals summed over a label's series stay "
+        "exact; the SDK's own cardinality cap (2,000 series per instrument, which would merge unrelated series into "
+        "one overflow point) is never reached by one label alone. Spans keep every value.",
+        "",
         "Exemplars on `ai_cost.spend` (and the histograms) carry the trace and span id of a call of that series.",
         "",
         "## Ledger service metrics",
@@ -154,6 +175,8 @@ def render() -> str:
         "classes; on `gen_ai.client.token.usage` it is `input`/`output` as semconv defines).",
         f"- `{c.OUTCOME_LABEL}`: {_values(c.Outcome)}",
         f"- `{c.Cost.PRICING_STATUS}`: {_values(c.PricingStatus)}",
+        f"- `{c.Cost.PRICING_REASON}`: {_values(c.PricingReason)}",
+        f"- `{c.GenAI.OPERATION_NAME}`: {_values(c.Operation)}",
         f"- `{c.Cost.SOURCE}`: {_values(c.CostSource)}",
         "",
         "## Environment variables",
@@ -162,6 +185,10 @@ def render() -> str:
         "|---|---|",
         f"| `{c.Env.PRICES_FILE}` | YAML price overrides merged over the shipped catalog |",
         f"| `{c.Env.METRIC_LABELS}` | comma list replacing the default metric-label allow-list |",
+        f"| `{c.Env.METRIC_LABEL_LIMIT}` | distinct values kept per metric label, the rest `{c.METRIC_LABEL_OTHER}` "
+        f"(default {c.METRIC_LABEL_LIMIT_DEFAULT}) |",
+        f"| `{c.Env.METRIC_LABEL_VALUES_PREFIX}<LABEL>` | comma allow-list of one label's values, the rest "
+        f"`{c.METRIC_LABEL_OTHER}` |",
         f"| `{c.Env.BAGGAGE_KEYS}` | comma list of W3C baggage keys read into attribution |",
         f"| `{c.Env.INJECT_STREAM_USAGE}` | `false` stops asking OpenAI streams for their usage chunk |",
         f"| `{c.Env.PROVIDER_HOSTS}` | `host[:port][/path]=provider,...`: the provider behind an OpenAI-compatible "
@@ -173,6 +200,8 @@ def render() -> str:
         f"| `{c.Env.LEDGER}` | ledger store URL: `sqlite:///path/usage.db` (default: "
         "`~/.local/share/otel-ai-cost/usage.db`), `dynamodb://TABLE?region=...`, or `none` |",
         f"| `{c.Env.LEDGER_TOKEN}` | bearer token the ledger service requires (`otel-ai-cost ledger serve`) |",
+        f"| `{c.Env.BUDGETS}` | the budgets file of `otel-ai-cost budgets check`/`render` when `--budgets` is not "
+        "given (default: `config/budgets.yaml` in the working directory or the nearest directory above) |",
         "",
     ]
     return "\n".join(out)

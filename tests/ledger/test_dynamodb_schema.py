@@ -164,9 +164,9 @@ def test_records_dynamodb_would_reject_or_round_are_refused(fields: dict[str, ob
 
 
 def test_thirty_eight_digits_are_accepted_exactly() -> None:
-    amount = Decimal("1234567890.1234567890123456789012345678")  # 38 significant digits
+    amount = Decimal("12345678901234567890.123456789012345678")  # 38 significant digits, 18 decimal places
     schema.validate(make_record(1, amount=amount))
-    assert schema.number_text(amount) == "1234567890.1234567890123456789012345678"
+    assert schema.number_text(amount) == "12345678901234567890.123456789012345678"
     assert (
         schema.record_from_item(schema.record_item(make_record(1, amount=amount), shard=0, expires_at=None)).amount
         == amount

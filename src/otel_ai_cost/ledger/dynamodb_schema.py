@@ -6,13 +6,15 @@ Everything about *where* an item lives is here, so `docs/ledger.md` and the stor
 | item          | PK                                  | SK                     | GSI keys            |
 |---------------|-------------------------------------|------------------------|---------------------|
 | record        | `ENV#{env}#TRACE#{trace_id}`        | `SPAN#{span_id}`       | GSI1PK..GSI6PK, GSISK |
-| running total | `ENV#{env}#TOTAL#{period}#S{shard}` | `ALL` / `PM#{provider}#{model}` | none       |
+| running total | `ENV#{env}#TOTAL#{period}#S{shard}` | `ALL` / `PM#{p}#{m}` / `TEAM#{t}` / `OP#{o}` | none |
 | environment   | `ENVIRONMENTS`                      | `ENV#{env}`            | none                |
 
 The record's primary key is its identity (the environment is a function of the span, so it adds nothing to the
 identity but keeps the partition environment-scoped). Every GSI partition key is `ENV#{env}#...#S{shard}`: the
 environment first (isolation), the write shard last (no hot partition). Free-text parts of keys are escaped so
-that `#` is always a separator, which makes the environment of any key unambiguous.
+that `#` is always a separator, which makes the environment of any key unambiguous. `validate` refuses a record
+any of whose keys would exceed DynamoDB's byte limits (partition keys 2,048 bytes, sort keys 1,024) before anything
+is sent, naming the field and the limit.
 """
 
 from __future__ import annotations
@@ -42,7 +44,15 @@ MAX_TRANSACTION_ACTIONS = 100
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 MAX_BATCH_WRITE = 25
 MAX_NUMBER_DIGITS = 38
+# A running total is an ADD of amounts: its digits are the total's integer digits plus the most decimal places of
+# any amount added to it. Within 38 digits, 18 places leave totals up to 10^20 USD; more places would make a large
+# total unrepresentable, and every later write to it would be refused (ValidationException).
+MAX_AMOUNT_DECIMAL_PLACES = 18
 MAX_ITEM_BYTES = 400 * 1024
+# Key attribute values, in UTF-8 bytes: a partition key (the table's and every GSI's) and a sort key.
+MAX_PARTITION_KEY_BYTES = 2048
+MAX_SORT_KEY_BYTES = 1024
+WIDEST_SHARD = 99  # the longest `#S{shard}` suffix a key can get (the store allows at most 100 shards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +148,14 @@ def totals_model_sort_key(provider: str, model: str) -> str:
     return f"PM#{escape(provider)}#{escape(model)}"
 
 
+def totals_team_sort_key(team: str) -> str:
+    return f"TEAM#{escape(team)}"
+
+
+def totals_operation_type_sort_key(operation_type: str) -> str:
+    return f"OP#{escape(operation_type)}"
+
+
 def registry_key(environment: str) -> dict[str, dict[str, str]]:
     return {PK: {"S": REGISTRY_PK}, SK: {"S": f"ENV#{escape(environment)}"}}
 
@@ -189,6 +207,8 @@ _INT_FIELDS = frozenset(
 )  # fmt: skip
 _DECIMAL_FIELDS = frozenset({Record.AMOUNT, Record.COMPUTED_AMOUNT})  # exact Numbers, absent when None
 _FIELD_NAMES = tuple(f.name for f in fields(LedgerRecord))
+_INT_BOUND = 10**MAX_NUMBER_DIGITS  # an integer DynamoDB holds has at most 38 digits
+_KEY_OVERHEAD = 64  # bytes of a key besides its free-text parts: prefixes, separators, ids, period, shard
 
 
 def validate(record: LedgerRecord) -> None:
@@ -202,16 +222,100 @@ def validate(record: LedgerRecord) -> None:
         raise InvalidRecord(f"{where}: environment is empty")
     if record.timestamp.tzinfo is None:
         raise InvalidRecord(f"{where}: timestamp must be timezone-aware")
-    if record.amount is not None:
-        number_text(record.amount, where=f"{where}: amount")
-    if record.computed_amount is not None:
-        number_text(record.computed_amount, where=f"{where}: computed_amount")
+    for name in _DECIMAL_FIELDS:
+        value = getattr(record, name)
+        if value is not None:
+            number_text(value, where=f"{where}: {name}")
+            if _decimal_places(value) > MAX_AMOUNT_DECIMAL_PLACES:
+                raise InvalidRecord(
+                    f"{where}: {name} has more than {MAX_AMOUNT_DECIMAL_PLACES} decimal places; DynamoDB's running "
+                    f"totals keep {MAX_NUMBER_DIGITS} digits, so that totals up to 10^20 USD stay exact"
+                )
     duration = record.duration_ms
     if duration != duration or duration in (float("inf"), float("-inf")) or (duration and abs(duration) < 1e-120):
         raise InvalidRecord(f"{where}: duration_ms must be finite (and 0 or at least 1e-120)")
     for key, value in record.tags.items():
         if not isinstance(key, str) or not isinstance(value, str) or not key:
             raise InvalidRecord(f"{where}: tags must map non-empty strings to strings")
+        if not _is_utf8(key) or not _is_utf8(value):
+            raise InvalidRecord(f"{where}: tags must be Unicode text (a lone surrogate cannot be UTF-8)")
+    for name in _FIELD_NAMES:
+        value = getattr(record, name)
+        if isinstance(value, str):
+            if not value.isascii() and not _is_utf8(value):  # ASCII (the usual case) is always UTF-8
+                raise InvalidRecord(f"{where}: {name} is not Unicode text (a lone surrogate cannot be UTF-8)")
+        elif name in _INT_FIELDS and not -_INT_BOUND < value < _INT_BOUND:
+            raise InvalidRecord(f"{where}: {name} has more digits than DynamoDB's {MAX_NUMBER_DIGITS}")
+    check_keys(record)
+
+
+def _keys_surely_fit(record: LedgerRecord) -> bool:
+    """A cheap sufficient test (the hot path): a character takes at most 4 bytes in a key (UTF-8, or `%23` for an
+    escaped `#`), and no key has more than `_KEY_OVERHEAD` bytes besides its free-text parts."""
+    environment = len(record.environment)
+    in_partition = max(len(record.response_model), len(record.request_model), len(record.job_id),
+                       len(record.batch_id), len(record.cicd_run_id))  # fmt: skip
+    in_sort = max(len(record.provider) + len(record.response_model or record.request_model), len(record.team),
+                  len(record.operation_type), environment)  # fmt: skip
+    return (
+        4 * (environment + in_partition) + _KEY_OVERHEAD <= MAX_PARTITION_KEY_BYTES
+        and 4 * in_sort + _KEY_OVERHEAD <= MAX_SORT_KEY_BYTES
+    )
+
+
+def _decimal_places(value: Decimal) -> int:
+    """Decimal places of a finite Decimal that are not trailing zeros, without any arithmetic (no context)."""
+    _, digits, exponent = value.as_tuple()
+    text = "".join(map(str, digits))
+    trailing_zeros = len(text) - len(text.rstrip("0"))
+    return max(0, -(int(exponent) + trailing_zeros)) if text.strip("0") else 0
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def record_keys(record: LedgerRecord) -> list[tuple[str, str, str, int]]:
+    """Every key attribute value a write of the record sends, at its longest (the widest shard): (the record
+    fields it is made of, the key attribute, its value, DynamoDB's limit in bytes). The record item's keys, its GSI
+    keys, the keys of the running totals it adds to and of its environment's registry item."""
+    partition, sort = MAX_PARTITION_KEY_BYTES, MAX_SORT_KEY_BYTES
+    model = record.response_model or record.request_model
+    index_fields = {ENV_TIME: "environment", MODEL_TIME: "environment, response_model or request_model",
+                    REQUEST_MODEL_TIME: "environment, request_model", JOB_TIME: "environment, job_id",
+                    BATCH_TIME: "environment, batch_id", CI_RUN_TIME: "environment, cicd_run_id"}  # fmt: skip
+    keys = [("environment", PK, trace_partition(record.environment, record.trace_id), partition)]
+    for index, value in index_values(record).items():
+        keys.append((index_fields[index], index.attribute, index_partition(index, record.environment, value,
+                                                                           WIDEST_SHARD), partition))  # fmt: skip
+    keys += [
+        ("environment", PK, totals_partition(record.environment, record.day, WIDEST_SHARD), partition),
+        ("provider, response_model or request_model", SK, totals_model_sort_key(record.provider, model), sort),
+        ("team", SK, totals_team_sort_key(record.team), sort),
+        ("operation_type", SK, totals_operation_type_sort_key(record.operation_type), sort),
+        ("environment", SK, registry_key(record.environment)[SK]["S"], sort),
+    ]
+    return keys
+
+
+def check_keys(record: LedgerRecord) -> None:
+    """Raises `InvalidRecord` naming the field and the limit when a key the record's write would send is longer
+    than DynamoDB allows (it would answer `ValidationException` for the whole request)."""
+    if _keys_surely_fit(record):
+        return
+    for names, attribute, value, limit in record_keys(record):
+        size = len(value.encode())
+        if size > limit:
+            kind = "partition" if limit == MAX_PARTITION_KEY_BYTES else "sort"
+            raise InvalidRecord(
+                f"record {record.trace_id}/{record.span_id}: {names} too long for DynamoDB: key {attribute} "
+                f"({kind} key) would be {size} bytes, limit {limit} bytes",
+                key=(record.trace_id, record.span_id),
+            )
 
 
 def number_text(value: Decimal, *, where: str = "number") -> str:

@@ -13,11 +13,16 @@ store.totals("production", "2026-11") # running totals: N small reads, no scan
 per record (`attribute_not_exists(PK)`: the key is the record's identity) and one `Update ... ADD` per running-total
 item the group touches, the deltas of the group's records merged per item. A record already stored fails its
 condition, the transaction is cancelled with a `ConditionalCheckFailed` reason at that record's position, and the
-store counts it as a duplicate and re-sends the rest: totals are only ever added together with a new record.
+store counts it as a duplicate (and as a conflict when the stored item, returned with the cancellation, has other
+content) and re-sends the rest: totals are only ever added together with a new record. Every error `write()`
+raises is `InvalidRecord`, `RetryBatch` or `StoreUnavailable` (the table in `dynamodb_retry.py`), and the whole
+write keeps one deadline (`deadline_s`).
 
 **Reads.** `query()` reads one GSI (or, by trace id, the table) with `Query`, fanning out over the write shards
 and merging the shards' time-ordered pages; never a `Scan`. `aggregate()` groups those records in Python (DynamoDB
-has no GROUP BY). `totals()` reads the running-total items of one period: one `Query` per shard.
+has no GROUP BY). `totals()` reads the running-total items of one period (overall, per provider/model, per team,
+per operation type): one `Query` per shard. The environment registry heals itself when the table is recreated
+under a running store (`_register`).
 
 The key design is in `dynamodb_schema.py`, the retry rules in `dynamodb_retry.py`, the reasoning in docs/ledger.md.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import calendar
 import heapq
+import logging
 import re
 import threading
 import time
@@ -40,8 +46,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from otel_ai_cost.contract import CostSource, PricingStatus
+from otel_ai_cost.contract import CostSource, PricingStatus, Record
 from otel_ai_cost.ledger import dynamodb_retry as retry
+from otel_ai_cost.ledger import limits
+from otel_ai_cost.ledger import store as ledger_store
 from otel_ai_cost.ledger.dynamodb_schema import (
     BATCH_TIME,
     CI_RUN_TIME,
@@ -51,6 +59,8 @@ from otel_ai_cost.ledger.dynamodb_schema import (
     INDEXES,
     JOB_TIME,
     MAX_ITEM_BYTES,
+    MAX_PARTITION_KEY_BYTES,
+    MAX_SORT_KEY_BYTES,
     MAX_TRANSACTION_ACTIONS,
     MAX_TRANSACTION_BYTES,
     MODEL_TIME,
@@ -72,12 +82,24 @@ from otel_ai_cost.ledger.dynamodb_schema import (
     table_definition,
     time_bounds,
     totals_model_sort_key,
+    totals_operation_type_sort_key,
     totals_partition,
+    totals_team_sort_key,
     trace_partition,
     validate,
 )
 from otel_ai_cost.ledger.record import LedgerRecord
-from otel_ai_cost.ledger.store import GROUP_BY_FIELDS, AggregateRow, StoreUnavailable, Totals, UsageQuery, WriteResult
+from otel_ai_cost.ledger.store import (
+    GROUP_BY_FIELDS,
+    AggregateRow,
+    RetryBatch,
+    StoreUnavailable,
+    Totals,
+    UsageQuery,
+    WriteResult,
+)
+
+logger = logging.getLogger("otel_ai_cost.ledger")
 
 __all__ = [
     "DEFAULT_SHARDS",
@@ -90,17 +112,19 @@ __all__ = [
     "parse_url",
 ]
 
-DEFAULT_SHARDS = 16  # ~4,000 records/s per environment-day before a totals partition nears 1,000 WCU/s
+DEFAULT_SHARDS = 16  # ~2,000 records/s per environment-day at 1 record per transaction before a totals partition
+# nears 1,000 WCU/s (day and month items: overall, model, team, operation type); far more at 25 (merged per group)
 MAX_SHARDS = 100
 DEFAULT_RECORDS_PER_TRANSACTION = 25
 TTL_NEVER = 0  # `ttl_days=development:0`: records of that environment never expire
+REGISTRY_REFRESH_S = 60.0  # a writer re-registers its environments this often (one UpdateItem each): self-healing
 
 # Sums of money: enough precision that nothing we add can round, and a trap if it ever would.
 EXACT = Context(prec=200, traps=[InvalidOperation, Overflow, Inexact, Rounded])
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-_URL_PARAMETERS = ("region", "endpoint_url", "shards", "ttl_days", "records_per_tx")
+_URL_PARAMETERS = ("region", "endpoint_url", "shards", "ttl_days", "records_per_tx", "deadline_s")
 _TOKEN_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -181,10 +205,11 @@ class DynamoDBSettings:
     shards: int = DEFAULT_SHARDS
     retention: Retention = field(default_factory=Retention)
     records_per_transaction: int = DEFAULT_RECORDS_PER_TRANSACTION
+    deadline_s: float = retry.DEFAULT_DEADLINE_S  # a whole write(), see dynamodb_retry
 
 
 def parse_url(url: str) -> DynamoDBSettings:
-    """Parses `dynamodb://TABLE?region=...&endpoint_url=...&shards=N&ttl_days=...&records_per_tx=N`.
+    """Parses `dynamodb://TABLE?region=...&endpoint_url=...&shards=N&ttl_days=...&records_per_tx=N&deadline_s=S`.
 
     Raises ValueError naming the offending part; unknown parameters are refused (a typo must not be ignored)."""
     parts = urlsplit(url)
@@ -220,7 +245,17 @@ def parse_url(url: str) -> DynamoDBSettings:
         records_per_transaction=_bounded_int(
             values.get("records_per_tx"), "records_per_tx", DEFAULT_RECORDS_PER_TRANSACTION, 1, 99
         ),
+        deadline_s=_deadline(values.get("deadline_s")),
     )
+
+
+def _deadline(text: str | None) -> float:
+    if text is None:
+        return retry.DEFAULT_DEADLINE_S
+    if not re.fullmatch(r"\d+(\.\d+)?", text) or not 1 <= float(text) <= retry.MAX_DEADLINE_S:
+        raise ValueError(f"dynamodb URL: deadline_s must be a number of seconds from 1 to {retry.MAX_DEADLINE_S:g}, "
+                         f"got {text!r}")  # fmt: skip
+    return float(text)
 
 
 def _bounded_int(text: str | None, name: str, default: int, low: int, high: int) -> int:
@@ -282,7 +317,7 @@ class _Delta(_Sums):
 
     environment: str = ""
     period: str = ""
-    provider_model: tuple[str, str] | None = None
+    labels: tuple[tuple[str, str], ...] = ()  # what the item is a total of: (("provider", p), ("model", m)), ...
 
 
 def _record_tokens(record: LedgerRecord) -> tuple[int, ...]:
@@ -295,15 +330,23 @@ def _record_tokens(record: LedgerRecord) -> tuple[int, ...]:
     )
 
 
-def _totals_targets(record: LedgerRecord, shard: int) -> list[tuple[tuple[str, str], str, str, tuple[str, str] | None]]:
-    """The four running-total items a record adds to: its day and month, overall and for its provider/model."""
+_Target = tuple[tuple[str, str], str, str, tuple[tuple[str, str], ...]]  # (PK, SK), environment, period, labels
+
+
+def _totals_targets(record: LedgerRecord, shard: int) -> list[_Target]:
+    """The eight running-total items a record adds to: for its day and its month, overall, for its provider/model,
+    for its team and for its operation type ("" when it has none)."""
     model = record.response_model or record.request_model
-    targets = []
+    labelled = [
+        (totals_model_sort_key(record.provider, model), (("provider", record.provider), ("model", model))),
+        (totals_team_sort_key(record.team), (("team", record.team),)),
+        (totals_operation_type_sort_key(record.operation_type), (("operation_type", record.operation_type),)),
+    ]
+    targets: list[_Target] = []
     for period in (record.day, record.month):
         pk = totals_partition(record.environment, period, shard)
-        targets.append(((pk, TOTAL_ALL_SK), record.environment, period, None))
-        targets.append(((pk, totals_model_sort_key(record.provider, model)), record.environment, period,
-                        (record.provider, model)))  # fmt: skip
+        targets.append(((pk, TOTAL_ALL_SK), record.environment, period, ()))
+        targets += [((pk, sk), record.environment, period, labels) for sk, labels in labelled]
     return targets
 
 
@@ -335,6 +378,7 @@ class DynamoDBStore:
         retry_policy: retry.RetryPolicy | None = None,
         client: Any = None,
         read_workers: int = 16,
+        registry_refresh_s: float = REGISTRY_REFRESH_S,
     ) -> None:
         if not 1 <= shards <= MAX_SHARDS:
             raise ValueError(f"shards must be 1..{MAX_SHARDS}, got {shards}")
@@ -357,12 +401,17 @@ class DynamoDBStore:
                 "dynamodb",
                 region_name=region,
                 endpoint_url=endpoint_url,
-                config=retry.botocore_config(max_pool_connections=max(32, 2 * read_workers)),
+                config=retry.botocore_config(
+                    max_pool_connections=max(32, 2 * read_workers),
+                    connect_timeout_s=self.retry_policy.connect_timeout_s,
+                    read_timeout_s=self.retry_policy.read_timeout_s,
+                ),
             )
         self.client = client
         self.region = region or client.meta.region_name
         self._pool = ThreadPoolExecutor(max_workers=read_workers, thread_name_prefix="ledger-dynamodb")
-        self._registered: set[tuple[str, int]] = set()
+        self.registry_refresh_s = registry_refresh_s
+        self._registered: dict[tuple[str, int], float] = {}  # (environment, shards) -> when registered (monotonic)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -377,6 +426,7 @@ class DynamoDBStore:
             "shards": settings.shards,
             "retention": settings.retention,
             "records_per_transaction": settings.records_per_transaction,
+            "retry_policy": retry.RetryPolicy.for_deadline(settings.deadline_s),
         }
         arguments.update(overrides)
         return cls(settings.table, **arguments)
@@ -470,38 +520,71 @@ class DynamoDBStore:
     def write(self, records: Sequence[LedgerRecord]) -> WriteResult:
         """Stores the records, each exactly once, with their running totals in the same transactions.
 
-        All records are validated before anything is sent (`InvalidRecord`). On `StoreUnavailable` some groups
-        may already be stored: writing the same records again is safe (they count as duplicates)."""
+        All records are validated before anything is sent (`InvalidRecord`). Every error is one of the three classes
+        of `ledger/store.py` (the table in `dynamodb_retry`), and the whole write keeps the policy's deadline. On
+        `StoreUnavailable` or `RetryBatch` some groups may already be stored: writing the same records again is safe
+        (they count as duplicates)."""
         self._check_open()
+        deadline = self.retry_policy.deadline()
         unique: dict[tuple[str, str], LedgerRecord] = {}
         duplicates = 0
+        conflicts: list[tuple[LedgerRecord, LedgerRecord]] = []  # (stored or first, refused)
         for record in records:
-            if record.key in unique:
-                duplicates += 1  # the same identity twice in one batch: the second is a duplicate
-            else:
+            first = unique.get(record.key)
+            if first is None:
                 unique[record.key] = record
-        entries = []
-        for record in unique.values():
-            validate(record)
-            item = record_item(
-                record,
-                shard=shard_of(record.trace_id, record.span_id, self.shards),
-                expires_at=self.retention.expires_at(record),
-            )
-            size = item_size(item)
-            if size > MAX_ITEM_BYTES:
-                raise InvalidRecord(
-                    f"record {record.trace_id}/{record.span_id} is {size} bytes; DynamoDB's limit is 400 KB"
-                )
-            entries.append(_Entry(record, item, size))
-        retries = self._register({entry.record.environment for entry in entries})
+                continue
+            duplicates += 1  # the same identity twice in one batch: the second is a duplicate
+            if not _same_content(first, record):
+                conflicts.append((first, record))
+        entries = [self._entry(record) for record in unique.values()]
         written = 0
-        for group in self._groups(entries):
-            group_written, group_duplicates, group_retries = self._commit(group)
-            written += group_written
-            duplicates += group_duplicates
-            retries += group_retries
-        return WriteResult(written=written, duplicates=duplicates, retries=retries)
+        try:
+            retries = self._register({entry.record.environment for entry in entries}, deadline)
+            for group in self._groups(entries):
+                group_written, group_duplicates, group_retries = self._commit(group, deadline, conflicts)
+                written += group_written
+                duplicates += group_duplicates
+                retries += group_retries
+        except retry.Refused as error:
+            if len(entries) == 1:
+                key = entries[0].record.key
+                raise InvalidRecord(f"record {key[0]}/{key[1]}: {error}", key=key) from error
+            raise RetryBatch(
+                f"{error}; one of the {len(entries)} records cannot be stored: write them again split (one at a time "
+                f"finds it); {written} were stored, they count as duplicates"
+            ) from error
+        except (StoreUnavailable, RetryBatch) as error:
+            self._forget_registrations()
+            progress = f"{written} of {len(entries)} records were stored before; writing them again is safe"
+            if isinstance(error, RetryBatch):
+                raise RetryBatch(f"{error} ({progress})") from error
+            raise StoreUnavailable(f"{error} ({progress})", retry_after_s=error.retry_after_s) from error
+        if conflicts:
+            _log_conflict_once(*conflicts[0])
+        return WriteResult(written=written, duplicates=duplicates, retries=retries, conflicts=len(conflicts))
+
+    def _entry(self, record: LedgerRecord) -> _Entry:
+        """The record's item, validated (`InvalidRecord` names the record and the reason): the ledger's bounds
+        (`limits.py`), then what DynamoDB itself would refuse (key bytes, numbers, UTF-8: `dynamodb_schema`)."""
+        try:
+            limits.validate_record(record)
+            validate(record)
+        except ledger_store.InvalidRecord as error:
+            # Raised as this module's InvalidRecord (a subclass, as before), always with the record's key.
+            raise InvalidRecord(str(error), key=record.key) from None
+        item = record_item(
+            record,
+            shard=shard_of(record.trace_id, record.span_id, self.shards),
+            expires_at=self.retention.expires_at(record),
+        )
+        size = item_size(item)
+        if size > MAX_ITEM_BYTES:
+            raise InvalidRecord(
+                f"record {record.trace_id}/{record.span_id} is {size} bytes; DynamoDB's limit is 400 KB",
+                key=record.key,
+            )
+        return _Entry(record, item, size)
 
     def _groups(self, entries: Iterable[_Entry]) -> Iterator[_Group]:
         """Greedy grouping: up to `records_per_transaction` records, 100 actions and ~3.5 MB per transaction.
@@ -531,18 +614,30 @@ class DynamoDBStore:
     def _transaction(self, entries: Sequence[_Entry], totals_shard: int) -> list[dict[str, Any]]:
         """The actions: every Put first (so a cancellation reason's index is the entry's index), then the totals."""
         actions: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table, "Item": entry.item, "ConditionExpression": "attribute_not_exists(PK)"}}
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": entry.item,
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                    # A duplicate's stored item comes back with the cancellation (no extra read): a conflict, if
+                    # its content differs, is counted rather than passed off as a replay.
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
             for entry in entries
         ]
         deltas: dict[tuple[str, str], _Delta] = {}
         for entry in entries:
-            for key, environment, period, provider_model in _totals_targets(entry.record, totals_shard):
+            for key, environment, period, labels in _totals_targets(entry.record, totals_shard):
                 delta = deltas.get(key)
                 if delta is None:
-                    delta = deltas[key] = _Delta(environment=environment, period=period, provider_model=provider_model)
+                    delta = deltas[key] = _Delta(environment=environment, period=period, labels=labels)
                 delta.add(entry.record)
         for (pk, sk), delta in deltas.items():
-            actions.append({"Update": self._totals_update(pk, sk, delta)})
+            try:
+                actions.append({"Update": self._totals_update(pk, sk, delta)})
+            except InvalidRecord as error:  # the group's sum, not one record: DynamoDB could not hold it either
+                raise retry.Refused(str(error)) from error
         return actions
 
     def _totals_update(self, pk: str, sk: str, delta: _Delta) -> dict[str, Any]:
@@ -557,10 +652,10 @@ class DynamoDBStore:
         }
         sets = ["#environment = :environment", "#period = :period"]
         adds = ["#amount :amount", "#calls :calls", "#unpriced :unpriced"]
-        if delta.provider_model is not None:
-            names.update({"#provider": "provider", "#model": "model"})
-            values.update({":provider": {"S": delta.provider_model[0]}, ":model": {"S": delta.provider_model[1]}})
-            sets += ["#provider = :provider", "#model = :model"]
+        for i, (name, value) in enumerate(delta.labels):
+            names[f"#l{i}"] = name
+            values[f":l{i}"] = {"S": value}
+            sets.append(f"#l{i} = :l{i}")
         for i, name in enumerate(_TOKEN_FIELDS):
             names[f"#t{i}"] = name
             values[f":t{i}"] = {"N": str(delta.tokens[i])}
@@ -573,67 +668,87 @@ class DynamoDBStore:
             "ExpressionAttributeValues": values,
         }
 
-    def _commit(self, group: _Group) -> tuple[int, int, int]:
-        """Commits one group; returns (written, duplicates, retries). See the module docs for the protocol."""
+    def _commit(
+        self, group: _Group, deadline: float, conflicts: list[tuple[LedgerRecord, LedgerRecord]]
+    ) -> tuple[int, int, int]:
+        """Commits one group; returns (written, duplicates, retries), and appends to `conflicts` the duplicates whose
+        stored record has other content. See the module docs for the protocol; the errors are classified as in
+        `dynamodb_retry` (`Refused` is turned into InvalidRecord/RetryBatch by `write`)."""
         pending = list(group.entries)
         duplicates = 0
-        backoff = self.retry_policy.start("TransactWriteItems")
+        policy = self.retry_policy
+        backoff = policy.start("TransactWriteItems", deadline)
         botocore_retries = 0
-        # Reused when an attempt may have committed without us hearing it (a timeout, a 5xx, throttling after
-        # botocore's own retries): DynamoDB recognises the token for 10 minutes and does not apply it twice.
+        # Reused when an attempt may have committed without us hearing it (a timeout, a 5xx, throttling): DynamoDB
+        # recognises the token for 10 minutes and does not apply it twice.
         token = str(uuid.uuid4())
         while pending:
+            retry.check_deadline(deadline, "TransactWriteItems", policy)
             actions = self._transaction(pending, group.totals_shard)
             try:
                 response = self.client.transact_write_items(TransactItems=actions, ClientRequestToken=token)
             except ClientError as error:
                 botocore_retries += retry.botocore_retries(error.response)
-                if retry.error_code(error) == "TransactionCanceledException":
-                    reasons = retry.cancellation_reasons(error)
-                    stored = {i for i, code in enumerate(reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
-                    if stored:
-                        duplicates += len(stored)
-                        pending = [entry for i, entry in enumerate(pending) if i not in stored]
-                        token = str(uuid.uuid4())  # different actions: a new token
-                        continue
-                    others = {code for code in reasons if code not in ("None", "")}
-                    if others <= retry.RETRYABLE_CANCELLATION_REASONS:  # empty: no reason given, treat as transient
-                        backoff.wait(f"transaction cancelled: {', '.join(sorted(others)) or 'no reason given'}")
-                        # Nothing was applied: move the totals to another shard, away from the writer we collided
-                        # with (or the hot partition), which makes these new actions with a new token.
-                        group.totals_shard = self.retry_policy.rng.randrange(self.shards)
-                        token = str(uuid.uuid4())
-                        continue
-                    raise RuntimeError(f"DynamoDB refused a ledger transaction: {', '.join(reasons)}") from error
-                problem = retry.unavailable(error, "TransactWriteItems", self.retry_policy)
-                if problem is not None:
-                    raise problem from error
-                if not retry.is_transient(error):
-                    raise
-                backoff.wait(retry.error_code(error))
+                if retry.error_code(error) != "TransactionCanceledException":
+                    if not retry.is_transient(error):
+                        raise retry.failure(error, "TransactWriteItems", policy) from error
+                    backoff.wait(retry.describe(error))
+                    continue
+                reasons = retry.cancellation_reasons(error)
+                stored = {i for i, code in enumerate(reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
+                if stored:
+                    duplicates += len(stored)
+                    conflicts += _conflicts(pending, stored, retry.cancellation_items(error))
+                    pending = [entry for i, entry in enumerate(pending) if i not in stored]
+                    token = str(uuid.uuid4())  # different actions: a new token
+                    continue
+                self._cancelled(reasons, backoff, error)
+                # Nothing was applied: move the totals to another shard, away from the writer we collided with (or
+                # the hot partition), which makes these new actions with a new token.
+                group.totals_shard = policy.rng.randrange(self.shards)
+                token = str(uuid.uuid4())
                 continue
             except BotoCoreError as error:
-                problem = retry.unavailable(error, "TransactWriteItems", self.retry_policy)
-                if problem is not None:
-                    raise problem from error
                 if not retry.is_transient(error):
-                    raise
-                backoff.wait(type(error).__name__)
+                    raise retry.failure(error, "TransactWriteItems", policy) from error
+                backoff.wait(retry.describe(error))
                 continue
             botocore_retries += retry.botocore_retries(response)
             return len(pending), duplicates, backoff.retries + botocore_retries
         return 0, duplicates, backoff.retries + botocore_retries
 
-    def _register(self, environments: Iterable[str]) -> int:
-        """Adds environments to the registry item (once per process), recording the largest shard count used:
-        queries without an environment list environments from it, and every query fans out over that many shards
-        (so lowering `shards` later never hides records written with more)."""
+    def _cancelled(self, reasons: Sequence[str], backoff: retry.Backoff, error: ClientError) -> None:
+        """A cancellation without a duplicate: waits to retry it, or raises what the reasons mean."""
+        others = {code for code in reasons if code not in ("None", "")}
+        listed = ", ".join(sorted(others)) or "no reason given"
+        if others & retry.INVALID_CANCELLATION_REASONS:
+            raise retry.Refused(f"DynamoDB TransactWriteItems: transaction cancelled: {listed}") from error
+        if not others <= retry.RETRYABLE_CANCELLATION_REASONS:
+            raise StoreUnavailable(
+                f"DynamoDB TransactWriteItems: transaction cancelled: {listed}",
+                retry_after_s=self.retry_policy.retry_after_s,
+            ) from error
+        # Empty (no reason given) is treated as transient; only conflicts make it "this batch" when exhausted.
+        backoff.wait(
+            f"transaction cancelled: {listed}", conflict=bool(others) and others <= retry.CONFLICT_CANCELLATION_REASONS
+        )
+
+    def _register(self, environments: Iterable[str], deadline: float, *, force: bool = False) -> int:
+        """Adds environments to the registry item, recording the largest shard count used: queries without an
+        environment list environments from it, and every query fans out over that many shards (so lowering `shards`
+        later never hides records written with more).
+
+        Self-healing (the table may be deleted and recreated under a running store): an environment is registered
+        again after `registry_refresh_s`, after any failed write (a missing table among the causes), and at once
+        when a read through this store finds it missing (`force`). On the hot path that is a set lookup."""
         retries = 0
+        now = time.monotonic()
         for environment in sorted(environments):
             marker = (environment, self.shards)
             with self._lock:
-                if marker in self._registered:
-                    continue
+                registered_at = self._registered.get(marker)
+            if not force and registered_at is not None and now - registered_at < self.registry_refresh_s:
+                continue
 
             def register(environment: str = environment) -> dict[str, Any]:
                 try:
@@ -653,18 +768,35 @@ class DynamoDBStore:
                         return {}  # already registered with as many shards or more
                     raise
 
-            retries += retry.call(self.retry_policy, "UpdateItem (environment registry)", register)[1]
+            _, call_retries = retry.call(
+                self.retry_policy, "UpdateItem (environment registry)", register, deadline=deadline
+            )
+            retries += call_retries
             with self._lock:
-                self._registered.add(marker)
+                self._registered[marker] = time.monotonic()
         return retries
+
+    def _forget_registrations(self) -> None:
+        """After a failed write: the next write registers its environments again (the table may be new)."""
+        with self._lock:
+            self._registered.clear()
 
     # -------------------------------------------------------------------------------------------------- read
 
     def environments(self) -> dict[str, int]:
-        """Every environment ever written, with the largest shard count its records were written with."""
+        """Every environment ever written, with the largest shard count its records were written with.
+
+        An environment this store wrote that the registry lacks (the table was recreated) is registered again now,
+        so that its new records are visible to every reader from this read on."""
         self._check_open()
         items = self._drain(_Read(None, REGISTRY_PK))
-        return {item["environment"]["S"]: int(item["shards"]["N"]) for item in items}
+        found = {item["environment"]["S"]: int(item["shards"]["N"]) for item in items}
+        with self._lock:
+            missing = {environment for environment, _ in self._registered if environment not in found}
+        if missing:
+            self._register(missing, self.retry_policy.deadline(), force=True)
+            found.update(dict.fromkeys(missing, self.shards))
+        return found
 
     def query(self, query: UsageQuery) -> Iterator[LedgerRecord]:
         """Matching records, oldest first (ties by trace and span id), streamed page by page."""
@@ -701,8 +833,11 @@ class DynamoDBStore:
         self._check_open()
         shards = self._shards_of(environment)
         reads = [_Read(None, totals_partition(environment, period, shard)) for shard in range(shards)]
+        reads = [read for read in reads if len(read.partition.encode()) <= MAX_PARTITION_KEY_BYTES]
         amount, calls, unpriced = Decimal(0), 0, 0
         by_provider_model: dict[tuple[str, str], Decimal] = {}
+        by_team: dict[str, Decimal] = {}
+        by_operation_type: dict[str, Decimal] = {}
         for items in self._pool.map(self._drain, reads):
             for item in items:
                 value = Decimal(item["amount"]["N"])
@@ -710,20 +845,32 @@ class DynamoDBStore:
                     amount = EXACT.add(amount, value)
                     calls += int(item["calls"]["N"])
                     unpriced += int(item["unpriced_calls"]["N"])
-                else:
+                elif "provider" in item:
                     key = (item["provider"]["S"], item["model"]["S"])
                     by_provider_model[key] = EXACT.add(by_provider_model.get(key, Decimal(0)), value)
+                elif "team" in item:
+                    team = item["team"]["S"]
+                    by_team[team] = EXACT.add(by_team.get(team, Decimal(0)), value)
+                elif "operation_type" in item:
+                    operation_type = item["operation_type"]["S"]
+                    by_operation_type[operation_type] = EXACT.add(
+                        by_operation_type.get(operation_type, Decimal(0)), value
+                    )
         return Totals(
             period=period,
             environment=environment,
             amount=_plain(amount),
             calls=calls,
             unpriced_calls=unpriced,
-            by_provider_model={key: _plain(value) for key, value in sorted(by_provider_model.items())},
+            by_provider_model=_plain_sums(by_provider_model),
+            by_team=_plain_sums(by_team),
+            by_operation_type=_plain_sums(by_operation_type),
         )
 
     def _shards_of(self, environment: str) -> int:
         """Shards to read for one environment: ours, or more if its records were ever written with more."""
+        if len(registry_key(environment)[SK]["S"].encode()) > MAX_SORT_KEY_BYTES:
+            return self.shards  # no record can be in such an environment (writes refuse it)
         response, _ = retry.call(
             self.retry_policy,
             "GetItem (environment registry)",
@@ -741,21 +888,22 @@ class DynamoDBStore:
         if query.trace_id is not None and not _TRACE_ID.match(query.trace_id.lower()):
             return []  # no stored record has such an id
         registry = self.environments()
+        # An environment named by the query is read even when the registry lacks it (a table recreated under a
+        # running writer, before the writer registers it again): N small reads instead of a silent empty answer.
         environments = [query.environment] if query.environment is not None else sorted(registry)
         reads: list[_Read] = []
         for environment in environments:
-            if environment not in registry:
-                continue  # never written: nothing to read
             if query.trace_id is not None:
                 reads.append(_Read(None, trace_partition(environment, query.trace_id.lower())))
                 continue
-            shards = max(self.shards, registry[environment])
+            shards = max(self.shards, registry.get(environment, 0))
             for index, value in _index_for(query):
                 reads += [
                     _Read(index, index_partition(index, environment, value, shard), low, high)
                     for shard in range(shards)
                 ]
-        return reads
+        # A partition key longer than DynamoDB allows holds no record (writes refuse such keys): not asked at all.
+        return [read for read in reads if len(read.partition.encode()) <= MAX_PARTITION_KEY_BYTES]
 
     def _stream(self, read: _Read) -> Iterator[dict[str, Any]]:
         first = self._pool.submit(self._page, read, None)
@@ -838,10 +986,10 @@ class DynamoDBStore:
         year, number = int(month[:4]), int(month[5:])
         first, last = date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
         for record in self.query(UsageQuery(environment=environment, start_day=first, end_day=last)):
-            for key, env, period, provider_model in _totals_targets(record, 0):
+            for key, env, period, labels in _totals_targets(record, 0):
                 delta = deltas.get(key)
                 if delta is None:
-                    delta = deltas[key] = _Delta(environment=env, period=period, provider_model=provider_model)
+                    delta = deltas[key] = _Delta(environment=env, period=period, labels=labels)
                 delta.add(record)
         periods = [month, *(f"{month}-{day:02d}" for day in range(1, last.day + 1))]
         old = [
@@ -954,12 +1102,61 @@ def _total_item(pk: str, sk: str, delta: _Delta) -> dict[str, Any]:
         "calls": {"N": str(delta.calls)},
         "unpriced_calls": {"N": str(delta.unpriced_calls)},
     }
-    if delta.provider_model is not None:
-        item["provider"] = {"S": delta.provider_model[0]}
-        item["model"] = {"S": delta.provider_model[1]}
+    for name, value in delta.labels:
+        item[name] = {"S": value}
     for name, value in zip(_TOKEN_FIELDS, delta.tokens, strict=True):
         item[name] = {"N": str(value)}
     return item
+
+
+# What a replay of the same call repeats exactly: the money and the usage (as the SQLite store compares).
+_CONTENT = (Record.AMOUNT, Record.COMPUTED_AMOUNT, *limits.COUNT_LIMITS, Record.PRICING_STATUS)
+_conflict_lock = threading.Lock()
+_conflict_logged = False
+
+
+def _same_content(stored: LedgerRecord, new: LedgerRecord) -> bool:
+    return all(getattr(stored, name) == getattr(new, name) for name in _CONTENT)  # Decimal("0.5") == Decimal("0.50")
+
+
+def _conflicts(
+    pending: Sequence[_Entry], stored: set[int], items: Sequence[Mapping[str, Any] | None]
+) -> list[tuple[LedgerRecord, LedgerRecord]]:
+    """(stored, refused) for each duplicate whose stored item (returned with the cancellation) has other content."""
+    found = []
+    for i in sorted(stored):
+        item = items[i] if i < len(items) else None
+        if not item:
+            continue  # an endpoint that does not return the old item: a duplicate, as before
+        try:
+            old = record_from_item(item)
+        except (KeyError, ValueError, TypeError):
+            continue  # an item this version cannot read is not ours to judge
+        if not _same_content(old, pending[i].record):
+            found.append((old, pending[i].record))
+    return found
+
+
+def _log_conflict_once(stored: LedgerRecord, refused: LedgerRecord) -> None:
+    """Warns about the first conflict of the process (key and amounts only); later ones are only counted."""
+    global _conflict_logged
+    with _conflict_lock:
+        if _conflict_logged:
+            return
+        _conflict_logged = True
+    logger.warning(
+        "otel-ai-cost ledger: record %s/%s is already stored with different content (stored amount %s, refused "
+        "amount %s): the stored record is kept. Such conflicts are counted (WriteResult.conflicts) and logged once "
+        "per process",
+        stored.trace_id,
+        stored.span_id,
+        stored.amount,
+        refused.amount,
+    )
+
+
+def _plain_sums(sums: Mapping[Any, Decimal]) -> dict[Any, Decimal]:
+    return {key: _plain(value) for key, value in sorted(sums.items())}
 
 
 def _keys(schema: Sequence[Mapping[str, str]]) -> list[tuple[str, str]]:

@@ -63,7 +63,7 @@ def instrument(
             continue
         available.append(cls)
     if available:
-        tracer_provider = attach_ledger(tracer_provider)
+        tracer_provider = attach_ledger(tracer_provider, meter_provider=meter_provider)
     done = []
     for cls in available:
         instrumentor = cls()
@@ -105,7 +105,11 @@ _wiring = threading.Lock()
 
 
 def attach_ledger(
-    tracer_provider: TracerProvider | None = None, *, owner: str | None = None, store: LedgerStore | None = None
+    tracer_provider: TracerProvider | None = None,
+    *,
+    owner: str | None = None,
+    store: LedgerStore | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> TracerProvider | None:
     """Adds the ledger exporter to the effective tracer provider, once per provider; returns that provider.
 
@@ -113,7 +117,9 @@ def attach_ledger(
     `LedgerBatchSpanProcessor(LedgerSpanExporter(store))` is added to it, `store` defaulting to `open_store()`
     (the `OTEL_AI_COST_LEDGER` setting). If no provider is passed and no global one is set (the API's proxy), an
     SDK provider is created (resource: `Resource.create()` plus the `ai_cost` detector), given the ledger, and set
-    as the global provider. A provider of another kind (a no-op, a vendor's) is left alone.
+    as the global provider. A provider of another kind (a no-op, a vendor's) is left alone. The exporter's
+    counters (written, duplicates, lost, rejected, buffered) are reported as observable instruments of
+    `meter_provider` (default: the global one; names in `contract.py`, `otel_ai_cost.ledger.*`).
 
     Nothing happens when `OTEL_AI_COST_LEDGER=none` (unless a `store` is given). Idempotent: calling it again
     for the same provider adds nothing (and resumes a ledger paused by `detach_ledger`). `owner` names the
@@ -124,7 +130,7 @@ def attach_ledger(
     same wiring.
     """
     try:
-        return _attach(tracer_provider, owner, store)
+        return _attach(tracer_provider, owner, store, meter_provider)
     except Exception:  # the ledger must never break the host program's start-up
         logger.warning("otel-ai-cost: the usage ledger could not be set up; calls are not recorded", exc_info=True)
         return tracer_provider
@@ -149,7 +155,12 @@ def detach_ledger(owner: str) -> None:
         logger.warning("otel-ai-cost: detaching the usage ledger failed", exc_info=True)
 
 
-def _attach(tracer_provider: TracerProvider | None, owner: str | None, store: LedgerStore | None) -> Any:
+def _attach(
+    tracer_provider: TracerProvider | None,
+    owner: str | None,
+    store: LedgerStore | None,
+    meter_provider: MeterProvider | None,
+) -> Any:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
     from otel_ai_cost.ledger.open_store import is_disabled
@@ -174,6 +185,7 @@ def _attach(tracer_provider: TracerProvider | None, owner: str | None, store: Le
             if store is not None and store is not attached.exporter.store:
                 store.close()  # already wired: the provider keeps the ledger it has
             attached.exporter.resume()
+        attached.exporter.observe(meter_provider)
         if owner is not None:
             attached.owners.add(owner)
             _owned_by[owner] = weakref.ref(effective)

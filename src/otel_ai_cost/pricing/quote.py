@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
-from otel_ai_cost.contract import CURRENCY, PricingStatus
+from otel_ai_cost.contract import CURRENCY, PricingReason, PricingStatus
 
 _NO_COMPONENTS: Mapping[str, Decimal] = MappingProxyType({})
 
@@ -28,8 +28,9 @@ class Quote:
     components: Mapping[str, Decimal]
     version: str
     tier: str
+    reason: PricingReason | None = None  # why UNPRICED, when the pricer knows better than "no price"
 
     @classmethod
-    def unpriced(cls, version: str, tier: str = "standard") -> Quote:
+    def unpriced(cls, version: str, tier: str = "standard", reason: PricingReason | None = None) -> Quote:
         """A quote for usage we could not price."""
-        return cls(PricingStatus.UNPRICED, None, CURRENCY, _NO_COMPONENTS, version, tier)
+        return cls(PricingStatus.UNPRICED, None, CURRENCY, _NO_COMPONENTS, version, tier, reason)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import reprlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
+
+from otel_ai_cost.ledger.limits import MAX_TOKENS
+
+# The largest token count of one pricing class a call may report: the ledger's bound on every record (stated, with
+# its reasoning, in `ledger/limits.py`), so a call the instrumentation prices is a call the ledger can store.
+# Anything beyond is junk (a broken gateway, a corrupted body), never a bill.
+MAX_TOKEN_COUNT = MAX_TOKENS
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +40,9 @@ class Usage:
     # Seconds of input audio billed by duration (whisper-1 transcription); a decimal, as the provider reports it.
     input_audio_seconds: Decimal | int = 0
     requests: int = 1  # billable requests: one per call, N for `track_request(count=N)`
+    # Why the provider's usage could not be read (`field=value`); then no count above is known (they are zeros
+    # that mean nothing) and the call is `unpriced` with reason `malformed_usage`, never a priced $0.
+    malformed: str | None = None
 
     @property
     def cache_creation_input_tokens(self) -> int:
@@ -53,3 +66,61 @@ class Usage:
         return max(
             0, self.output_tokens - self.reasoning_output_tokens - self.image_output_tokens - self.audio_output_tokens
         )
+
+
+_MAX_DIGITS = len(str(MAX_TOKEN_COUNT))  # longer digit strings are beyond the bound (and int() of them is slow)
+
+
+class TokenCounts:
+    """Reads one response's token counts through one validator, remembering the first value that is not a count.
+
+    A count is an `int` (not a `bool`) in [0, MAX_TOKEN_COUNT]. `None` is an absent count (0) unless the field is
+    `required` (a total the API always sends: a null one is malformed). Strings, floats, lists, negatives and
+    counts beyond the bound are malformed: `usage()` then gives a `Usage` whose `malformed` says which field,
+    so the call is unpriced rather than priced as if those tokens were 0. Every extractor reads counts this way.
+    """
+
+    __slots__ = ("problem",)
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+
+    def count(self, value: Any, name: str, *, required: bool = False) -> int:
+        if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:  # the hot path: one type check, one range check
+            return value
+        if value is None and not required:
+            return 0
+        self.fail(f"{name}={reprlib.repr(value)}")  # abbreviated: a huge list must not reach a log
+        return 0
+
+    def fail(self, problem: str) -> None:
+        """Mark the usage malformed for a reason no single count shows (e.g. parts that exceed their total)."""
+        if self.problem is None:
+            self.problem = problem
+
+    def within(self, total_name: str, total: int, parts_name: str, parts: int) -> None:
+        """Mark the usage malformed when parts of a total (cache reads of the input, ...) add up to more."""
+        if parts > total:
+            self.fail(f"{parts_name} ({parts}) > {total_name} ({total})")
+
+    def attr(self, obj: Any, name: str, *, required: bool = False) -> int:
+        """The count in attribute `name` of an SDK object (absent attribute: None)."""
+        return self.count(getattr(obj, name, None), name, required=required)
+
+    def key(self, mapping: Any, name: str, *, required: bool = False) -> int:
+        """The count under `name` of a parsed JSON object (not a mapping: every key absent)."""
+        return self.count(mapping.get(name) if isinstance(mapping, Mapping) else None, name, required=required)
+
+    def text(self, value: Any, name: str, *, required: bool = False) -> int:
+        """A count sent as text (an HTTP header): plain ASCII digits only, then as `count`."""
+        if isinstance(value, str):
+            digits = value.strip()
+            if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_DIGITS:
+                value = int(digits)
+        return self.count(value, name, required=required)
+
+    def usage(self, **counts: Any) -> Usage:
+        """`Usage(**counts)`, or, if any count read so far was malformed, a `Usage` that says so."""
+        if self.problem is not None:
+            return Usage(malformed=self.problem)
+        return Usage(**counts)

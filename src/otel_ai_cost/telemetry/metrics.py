@@ -5,6 +5,11 @@ appends one tuple to a queue; the queue is drained when a metric reader collects
 `ai_cost.instrumentation.errors` observable counter, which every collection runs before it reads the
 synchronous instruments' storage). Counter points are summed per series before they reach the SDK, in Decimal for
 money. Exemplars keep working: each point is recorded with the context of a span of that series.
+
+Every label value passes through the meter provider's `LabelBounds` on the way (`attribution/labels.py`): at most
+`OTEL_AI_COST_METRIC_LABEL_LIMIT` values per label (default 100), or a label's allow-list, the rest as `other`. So
+the series stay far below the SDK's cardinality cap (2,000 per instrument), past which it would merge unrelated
+series into one overflow point; totals summed over a label stay exact.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observa
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from otel_ai_cost import __version__
+from otel_ai_cost.attribution.labels import LabelBounds, label_bounds
 from otel_ai_cost.contract import (
     ERROR_TYPE,
     INSTRUMENTATION_ERRORS,
@@ -112,9 +118,10 @@ def token_classes(usage: Usage | None) -> tuple[tuple[str, int], ...]:
 class CostMetrics:
     """The metric instruments of one meter provider, fed from a queue of finished calls."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, bounds: LabelBounds | None = None) -> None:
         self._queue: deque[CallPoint] = deque()
         self._drain_lock = threading.Lock()
+        self._bounds = bounds if bounds is not None else label_bounds()  # used under the drain lock only
         self.token_usage = meter.create_histogram(
             TOKEN_USAGE.name,
             unit=TOKEN_USAGE.unit,
@@ -161,10 +168,15 @@ class CostMetrics:
         spend: dict[Labels, tuple[Decimal, Context]] = {}
         tokens: dict[Labels, tuple[int, Context]] = {}
         requests: dict[Labels, tuple[int, Context]] = {}
+        bound = self._bounds.value
         for p in points:
             ctx = trace.set_span_in_context(NonRecordingSpan(p.span_context))
-            labels = p.labels_of(p)
-            semconv = {GenAI.OPERATION_NAME: p.operation, GenAI.PROVIDER_NAME: p.provider, GenAI.REQUEST_MODEL: p.model}
+            labels = tuple((name, bound(name, value)) for name, value in p.labels_of(p))
+            semconv = {
+                GenAI.OPERATION_NAME: bound(GenAI.OPERATION_NAME, p.operation),
+                GenAI.PROVIDER_NAME: bound(GenAI.PROVIDER_NAME, p.provider),
+                GenAI.REQUEST_MODEL: bound(GenAI.REQUEST_MODEL, p.model),
+            }
             # Histograms take one observation per call. Exemplars ride on the counters (cheaper, and the spend
             # counter is where a trace link is wanted).
             self.duration.record(

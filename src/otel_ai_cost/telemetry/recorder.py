@@ -8,6 +8,7 @@ semantics (what is charged, what is counted, what goes on the span) live in one 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -33,17 +34,22 @@ from otel_ai_cost.contract import (
     Env,
     GenAI,
     Outcome,
+    PricingReason,
     PricingStatus,
     Resource,
     Server,
 )
 from otel_ai_cost.pricing.aliases import model_aliases
 from otel_ai_cost.pricing.catalog import PriceCatalog, default_catalog
+from otel_ai_cost.pricing.quote import Quote
+from otel_ai_cost.pricing.tiers import STANDARD
 from otel_ai_cost.pricing.usage import Usage
 from otel_ai_cost.telemetry.errors import report_internal_error
 from otel_ai_cost.telemetry.metrics import CallPoint, CostMetrics, Labels, metrics_for
 
 AttributeValue = str | bool | int | float | Sequence[str]
+
+logger = logging.getLogger("otel_ai_cost")
 
 
 def _truthy(value: str | None) -> bool:
@@ -231,6 +237,11 @@ class Call:
         except Exception as exc:
             report_internal_error("recorder.finish", exc)
             try:
+                if self.span.is_recording():  # failed before the span ended: mark it, so the ledger still records it
+                    status = PricingStatus.NO_USAGE if usage is None else PricingStatus.UNPRICED
+                    self.span.set_attribute(Cost.PRICING_STATUS, status.value)
+                    if usage is not None:
+                        self.span.set_attribute(Cost.PRICING_REASON, PricingReason.PRICING_ERROR.value)
                 self.span.end()
             except Exception:
                 pass
@@ -266,6 +277,18 @@ class Call:
         amount: Decimal | None = None
         if usage is None:
             status = PricingStatus.NO_USAGE.value
+        elif usage.malformed is not None:
+            # The provider billed this call but its usage is unreadable: cost unknown, never a priced $0. Unless it
+            # said what the call cost, which is then the amount whatever its token counts.
+            _warn_malformed_once(self.provider, usage.malformed)
+            status = PricingStatus.UNPRICED.value
+            attributes[Cost.PRICING_REASON] = PricingReason.MALFORMED_USAGE.value
+            if provider_cost is not None:
+                amount, status = provider_cost, PricingStatus.PRICED.value
+                del attributes[Cost.PRICING_REASON]
+                attributes[Cost.AMOUNT] = format(amount, "f")
+                attributes[Cost.CURRENCY] = CURRENCY
+                attributes[Cost.SOURCE] = CostSource.PROVIDER.value
         else:
             attributes[GenAI.USAGE_INPUT_TOKENS] = usage.input_tokens
             attributes[GenAI.USAGE_OUTPUT_TOKENS] = usage.output_tokens
@@ -296,17 +319,10 @@ class Call:
                         attributes[name] = count
             if usage.input_audio_seconds:
                 attributes[Cost.USAGE_AUDIO_INPUT_SECONDS] = float(usage.input_audio_seconds)
-            at = datetime.fromtimestamp(self._started_at // 1_000_000_000, tz=timezone.utc)
-            asked = self.request_model
-            priced_as = self._recorder.model_aliases.get(asked, asked) if asked else None
-            catalog = self._recorder.catalog
-            quote = catalog.quote(
-                self.provider, response_model or priced_as or "", usage, at=at, service_tier=service_tier, region=region
-            )
-            if quote.status is PricingStatus.UNPRICED and response_model and priced_as:
-                # A dated response id may be newer than the catalog; the name the caller asked for may be known.
-                quote = catalog.quote(self.provider, priced_as, usage, at=at, service_tier=service_tier, region=region)
+            quote, reason = self._quote(usage, response_model, service_tier, region)
             status = quote.status.value
+            if reason is not None:
+                attributes[Cost.PRICING_REASON] = reason
             attributes[Cost.PRICING_VERSION] = quote.version
             components = quote.components
             if "web_search" in components:
@@ -321,6 +337,7 @@ class Call:
                     attributes[Cost.COMPUTED_AMOUNT] = format(amount, "f")
                 amount, source = provider_cost, CostSource.PROVIDER.value
                 status = PricingStatus.PRICED.value
+                attributes.pop(Cost.PRICING_REASON, None)
             if amount is not None:
                 attributes[Cost.AMOUNT] = format(amount, "f")  # never "1.5E-7"
                 attributes[Cost.CURRENCY] = CURRENCY
@@ -352,9 +369,76 @@ class Call:
                 outcome,
                 status,
                 amount,
-                usage,
+                usage if usage is None or usage.malformed is None else None,  # unknown counts are not counted
             )
         )
+
+    def _quote(
+        self, usage: Usage, response_model: str | None, service_tier: str | None, region: str | None
+    ) -> tuple[Quote, str | None]:
+        """The call's price and, when unpriced, why. Never raises: a failure is logged once, counted, and the call
+        stays `unpriced` (reason `pricing_error`), so it still reaches the ledger."""
+        catalog = self._recorder.catalog
+        try:
+            at = datetime.fromtimestamp(self._started_at // 1_000_000_000, tz=timezone.utc)
+            asked = self.request_model
+            priced_as = self._recorder.model_aliases.get(asked, asked) if asked else None
+            model = response_model or priced_as or ""
+            # A dated response id may be newer than the catalog while the name the caller asked for is known: ask
+            # first (no warning), so `quote()` only warns about the model the call is finally priced as.
+            if (
+                priced_as
+                and model != priced_as
+                and not _has_price(catalog, self.provider, model, at, service_tier, region)
+            ):
+                model = priced_as
+            quote = catalog.quote(self.provider, model, usage, at=at, service_tier=service_tier, region=region)
+            if quote.status is PricingStatus.UNPRICED and priced_as and model != priced_as:
+                quote = catalog.quote(self.provider, priced_as, usage, at=at, service_tier=service_tier, region=region)
+        except Exception as exc:
+            report_internal_error("recorder.finish", exc)
+            return Quote.unpriced(_catalog_version(catalog)), PricingReason.PRICING_ERROR.value
+        if quote.status is not PricingStatus.UNPRICED:
+            return quote, None
+        return quote, (quote.reason or PricingReason.NO_PRICE).value
+
+
+def _has_price(
+    catalog: PriceCatalog, provider: str, model: str, at: datetime, service_tier: str | None, region: str | None
+) -> bool:
+    """Whether the catalog prices `model` (a cached lookup, no warning). On doubt, True: `quote()` then decides."""
+    try:
+        try:
+            return catalog.resolve(provider, model, at=at, tier=service_tier or STANDARD, region=region) is not None
+        except ValueError:  # an unknown service tier: quote() prices it as standard, and says so
+            return catalog.resolve(provider, model, at=at, region=region) is not None
+    except Exception:
+        return True
+
+
+def _catalog_version(catalog: PriceCatalog) -> str:
+    try:
+        return str(catalog.version)
+    except Exception:
+        return ""
+
+
+_MAX_WARNED = 1024  # (provider, field) pairs warned about: bounded, the values come from responses
+_warned_malformed: set[tuple[str, str]] = set()
+
+
+def _warn_malformed_once(provider: str, problem: str) -> None:
+    key = (provider, problem.split("=", 1)[0].split(" ", 1)[0])  # the field, not its value
+    if key in _warned_malformed or len(_warned_malformed) >= _MAX_WARNED:
+        return
+    _warned_malformed.add(key)  # a race can log twice, never more often: no lock on this path
+    logger.warning(
+        "otel-ai-cost: %s reported usage that is not a token count (%s): its token counts are left out and, "
+        "unless the provider stated the cost, the call is unpriced (ai_cost.pricing.reason=malformed_usage), "
+        "never $0",
+        provider,
+        problem,
+    )
 
 
 def _error_type(error: BaseException | None) -> str:

@@ -10,33 +10,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_ai_cost.pricing.usage import Usage
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+from otel_ai_cost.pricing.usage import TokenCounts, Usage
 
 
 def message_usage(usage: Any) -> Usage | None:
-    """From a `Usage` (a Message) or the merged usage of a stream."""
+    """From a `Usage` (a Message) or the merged usage of a stream. Counts are read through `TokenCounts`: the
+    totals (`input_tokens`, `output_tokens`) are required, the cache counts optional (null: none)."""
     if usage is None:
         return None
-    uncached = _int(getattr(usage, "input_tokens", 0))
-    cache_read = _int(getattr(usage, "cache_read_input_tokens", 0))
-    cache_write = _int(getattr(usage, "cache_creation_input_tokens", 0))
+    counts = TokenCounts()
+    uncached = counts.attr(usage, "input_tokens", required=True)
+    cache_read = counts.attr(usage, "cache_read_input_tokens")
+    cache_write = counts.attr(usage, "cache_creation_input_tokens")
     split = getattr(usage, "cache_creation", None)
-    write_1h = _int(getattr(split, "ephemeral_1h_input_tokens", 0))
-    write_5m = _int(getattr(split, "ephemeral_5m_input_tokens", 0))
+    write_1h = counts.attr(split, "ephemeral_1h_input_tokens")
+    write_5m = counts.attr(split, "ephemeral_5m_input_tokens")
     # Whatever the split does not account for was written with the default 5-minute TTL.
     write_5m += max(0, cache_write - write_5m - write_1h)
-    return Usage(
+    output = counts.attr(usage, "output_tokens", required=True)
+    thinking = counts.attr(getattr(usage, "output_tokens_details", None), "thinking_tokens")
+    counts.within("output_tokens", output, "thinking_tokens", thinking)
+    return counts.usage(
         input_tokens=uncached + cache_read + write_5m + write_1h,
-        output_tokens=_int(getattr(usage, "output_tokens", 0)),
+        output_tokens=output,
         cache_read_input_tokens=cache_read,
         cache_write_5m_input_tokens=write_5m,
         cache_write_1h_input_tokens=write_1h,
-        reasoning_output_tokens=_int(getattr(getattr(usage, "output_tokens_details", None), "thinking_tokens", 0)),
-        web_search_requests=_int(getattr(getattr(usage, "server_tool_use", None), "web_search_requests", 0)),
+        reasoning_output_tokens=thinking,
+        web_search_requests=counts.attr(getattr(usage, "server_tool_use", None), "web_search_requests"),
     )
 
 

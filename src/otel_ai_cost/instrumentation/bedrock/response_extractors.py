@@ -5,6 +5,10 @@ Bedrock counts like Anthropic: `inputTokens` (Converse), `X-Amzn-Bedrock-Input-T
 `totalTokens` is `inputTokens + outputTokens + cacheReadInputTokens + cacheWriteInputTokens`). The semconv input
 total is therefore their sum; each class is priced at its own rate. Cache writes whose TTL is not reported (all
 but Converse's `cacheDetails`) are 5-minute writes, the default TTL.
+
+Every count is read through `TokenCounts` (pricing/usage.py): a null total, a string, float, bool, list, negative or
+absurd count (in a body, a stream chunk, or a token-count header that is not plain digits) makes the usage
+malformed, so the call is unpriced rather than priced as if those tokens were 0.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from otel_ai_cost.pricing.usage import Usage
+from otel_ai_cost.pricing.usage import TokenCounts, Usage
 
 # Response headers (botocore lower-cases them in ResponseMetadata.HTTPHeaders).
 INPUT_HEADER = "x-amzn-bedrock-input-token-count"
@@ -28,18 +32,13 @@ PROFILE_PREFIXES = ("us.", "eu.", "apac.", "jp.", "au.", "ca.", "us-gov.", "glob
 _EMBEDDING_MODELS = ("amazon.titan-embed", "cohere.embed", "amazon.nova-2-multimodal-embeddings", "twelvelabs.marengo")
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _header_int(headers: Mapping[str, Any], name: str) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+def _counted(
+    counts: TokenCounts, uncached: int, output: int, cache_read: int = 0, cache_write: int = 0, write_1h: int = 0
+) -> Usage:
+    """`bedrock_usage` of counts read through `counts`, or the malformed usage it found."""
+    if counts.problem is not None:
+        return Usage(malformed=counts.problem)
+    return bedrock_usage(uncached, output, cache_read, cache_write, write_1h)
 
 
 def bedrock_usage(
@@ -99,16 +98,20 @@ def converse_usage(usage: Any) -> Usage | None:
     """From Converse's `usage` (also ConverseStream's `metadata.usage`)."""
     if not isinstance(usage, Mapping):
         return None
-    cache_write = _int(usage.get("cacheWriteInputTokens"))
+    counts = TokenCounts()
+    cache_write = counts.key(usage, "cacheWriteInputTokens")
+    details = usage.get("cacheDetails")
     write_1h = sum(
-        _int(d.get("inputTokens"))
-        for d in usage.get("cacheDetails") or ()
+        counts.key(d, "inputTokens")
+        for d in (details if isinstance(details, list) else ())
         if isinstance(d, Mapping) and d.get("ttl") == "1h"
     )
-    return bedrock_usage(
-        _int(usage.get("inputTokens")),
-        _int(usage.get("outputTokens")),
-        _int(usage.get("cacheReadInputTokens")),
+    counts.within("cacheWriteInputTokens", cache_write, "cacheDetails[ttl=1h].inputTokens", write_1h)
+    return _counted(
+        counts,
+        counts.key(usage, "inputTokens", required=True),
+        counts.key(usage, "outputTokens", required=True),
+        counts.key(usage, "cacheReadInputTokens"),
         cache_write,
         write_1h,
     )
@@ -133,15 +136,19 @@ def converse_output(output: Any) -> list[dict[str, Any]] | None:
 
 
 def header_usage(headers: Any) -> Usage | None:
-    """From the `X-Amzn-Bedrock-*-Token-Count` headers, when both input and output counts are there."""
+    """From the `X-Amzn-Bedrock-*-Token-Count` headers, when both input and output counts are there (a header
+    that is there but is not plain digits is malformed usage, not an absent one)."""
     if not isinstance(headers, Mapping):
         return None
-    uncached = _header_int(headers, INPUT_HEADER)
-    output = _header_int(headers, OUTPUT_HEADER)
-    if uncached is None or output is None:
+    if headers.get(INPUT_HEADER) is None or headers.get(OUTPUT_HEADER) is None:
         return None
-    return bedrock_usage(
-        uncached, output, _header_int(headers, CACHE_READ_HEADER) or 0, _header_int(headers, CACHE_WRITE_HEADER) or 0
+    counts = TokenCounts()
+    return _counted(
+        counts,
+        counts.text(headers.get(INPUT_HEADER), INPUT_HEADER),
+        counts.text(headers.get(OUTPUT_HEADER), OUTPUT_HEADER),
+        counts.text(headers.get(CACHE_READ_HEADER), CACHE_READ_HEADER),
+        counts.text(headers.get(CACHE_WRITE_HEADER), CACHE_WRITE_HEADER),
     )
 
 
@@ -149,11 +156,13 @@ def metrics_usage(metrics: Any) -> Usage | None:
     """From `amazon-bedrock-invocationMetrics` (the last chunk of InvokeModelWithResponseStream)."""
     if not isinstance(metrics, Mapping) or "inputTokenCount" not in metrics:
         return None
-    return bedrock_usage(
-        _int(metrics.get("inputTokenCount")),
-        _int(metrics.get("outputTokenCount")),
-        _int(metrics.get("cacheReadInputTokenCount")),
-        _int(metrics.get("cacheWriteInputTokenCount")),
+    counts = TokenCounts()
+    return _counted(
+        counts,
+        counts.key(metrics, "inputTokenCount", required=True),
+        counts.key(metrics, "outputTokenCount", required=True),
+        counts.key(metrics, "cacheReadInputTokenCount"),
+        counts.key(metrics, "cacheWriteInputTokenCount"),
     )
 
 
@@ -181,27 +190,31 @@ def body_usage(body: Mapping[str, Any]) -> Usage | None:
     Mistral's text-completion body and Cohere's carry no token counts: only the headers do.
     """
     usage = body.get("usage")
+    counts = TokenCounts()
     if isinstance(usage, Mapping):
         if "input_tokens" in usage or "output_tokens" in usage:
-            return bedrock_usage(
-                _int(usage.get("input_tokens")),
-                _int(usage.get("output_tokens")),
-                _int(usage.get("cache_read_input_tokens")),
-                _int(usage.get("cache_creation_input_tokens")),
+            return _counted(
+                counts,
+                counts.key(usage, "input_tokens", required=True),
+                counts.key(usage, "output_tokens", required=True),
+                counts.key(usage, "cache_read_input_tokens"),
+                counts.key(usage, "cache_creation_input_tokens"),
             )
         if "inputTokens" in usage or "outputTokens" in usage:
-            return bedrock_usage(
-                _int(usage.get("inputTokens")),
-                _int(usage.get("outputTokens")),
-                _int(usage.get("cacheReadInputTokenCount") or usage.get("cacheReadInputTokens")),
-                _int(usage.get("cacheWriteInputTokenCount") or usage.get("cacheWriteInputTokens")),
+            return _counted(
+                counts,
+                counts.key(usage, "inputTokens", required=True),
+                counts.key(usage, "outputTokens", required=True),
+                _nova_cache(counts, usage, "cacheReadInputTokenCount", "cacheReadInputTokens"),
+                _nova_cache(counts, usage, "cacheWriteInputTokenCount", "cacheWriteInputTokens"),
             )
         if "prompt_tokens" in usage or "completion_tokens" in usage:
-            details = usage.get("prompt_tokens_details")
-            cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
-            return Usage(
-                input_tokens=_int(usage.get("prompt_tokens")),
-                output_tokens=_int(usage.get("completion_tokens")),
+            prompt = counts.key(usage, "prompt_tokens", required=True)
+            cached = counts.key(usage.get("prompt_tokens_details"), "cached_tokens")
+            counts.within("prompt_tokens", prompt, "cached_tokens", cached)
+            return counts.usage(
+                input_tokens=prompt,
+                output_tokens=counts.key(usage, "completion_tokens", required=True),
                 cache_read_input_tokens=cached,
             )
     metrics = metrics_usage(body.get(INVOCATION_METRICS))
@@ -209,11 +222,21 @@ def body_usage(body: Mapping[str, Any]) -> Usage | None:
         return metrics
     if "inputTextTokenCount" in body:
         results = body.get("results")
-        output = sum(_int(r.get("tokenCount")) for r in results or () if isinstance(r, Mapping))
-        return bedrock_usage(_int(body.get("inputTextTokenCount")), output)
+        items = results if isinstance(results, list) else ()
+        output = sum(counts.key(r, "tokenCount") for r in items if isinstance(r, Mapping))
+        return _counted(counts, counts.key(body, "inputTextTokenCount", required=True), output)
     if "prompt_token_count" in body or "generation_token_count" in body:
-        return bedrock_usage(_int(body.get("prompt_token_count")), _int(body.get("generation_token_count")))
+        return _counted(
+            counts,
+            counts.key(body, "prompt_token_count", required=True),
+            counts.key(body, "generation_token_count", required=True),
+        )
     return None
+
+
+def _nova_cache(counts: TokenCounts, usage: Mapping[str, Any], name: str, other_name: str) -> int:
+    """Nova names its cache counts two ways (`...TokenCount` in InvokeModel, `...Tokens` like Converse)."""
+    return counts.key(usage, name if usage.get(name) is not None else other_name)
 
 
 def body_facts(body: Mapping[str, Any]) -> tuple[str | None, list[str] | None]:
@@ -265,6 +288,7 @@ class StreamState:
     __slots__ = (
         "cache_read",
         "cache_write",
+        "counts",
         "finish_reasons",
         "input",
         "metrics",
@@ -276,6 +300,7 @@ class StreamState:
 
     def __init__(self) -> None:
         self.input = self.output = self.cache_read = self.cache_write = 0
+        self.counts = TokenCounts()  # every chunk's counts pass through it; one bad count makes the usage malformed
         self.seen_usage = False
         self.metrics: Usage | None = None
         self.response_id: str | None = None
@@ -306,41 +331,43 @@ class StreamState:
         if not isinstance(usage, Mapping):
             return
         self.seen_usage = True
+        counts = self.counts
         if "input_tokens" in usage:
-            self.input = _int(usage.get("input_tokens"))
+            self.input = counts.key(usage, "input_tokens", required=True)
         if "output_tokens" in usage:
-            self.output = _int(usage.get("output_tokens"))
+            self.output = counts.key(usage, "output_tokens", required=True)
         if "cache_read_input_tokens" in usage:
-            self.cache_read = _int(usage.get("cache_read_input_tokens"))
+            self.cache_read = counts.key(usage, "cache_read_input_tokens")
         if "cache_creation_input_tokens" in usage:
-            self.cache_write = _int(usage.get("cache_creation_input_tokens"))
+            self.cache_write = counts.key(usage, "cache_creation_input_tokens")
 
     def _other(self, chunk: Mapping[str, Any]) -> None:
+        counts = self.counts
         metadata = chunk.get("metadata")  # Nova
         if isinstance(metadata, Mapping) and isinstance(metadata.get("usage"), Mapping):
             usage = metadata["usage"]
             self.seen_usage = True
-            self.input, self.output = _int(usage.get("inputTokens")), _int(usage.get("outputTokens"))
-            self.cache_read = _int(usage.get("cacheReadInputTokenCount") or usage.get("cacheReadInputTokens"))
-            self.cache_write = _int(usage.get("cacheWriteInputTokenCount") or usage.get("cacheWriteInputTokens"))
+            self.input = counts.key(usage, "inputTokens", required=True)
+            self.output = counts.key(usage, "outputTokens", required=True)
+            self.cache_read = _nova_cache(counts, usage, "cacheReadInputTokenCount", "cacheReadInputTokens")
+            self.cache_write = _nova_cache(counts, usage, "cacheWriteInputTokenCount", "cacheWriteInputTokens")
         stop = chunk.get("messageStop")
         if isinstance(stop, Mapping):
             self._reason(stop.get("stopReason"))
         delta = chunk.get("contentBlockDelta")
         if isinstance(delta, Mapping):
             self._text((delta.get("delta") or {}).get("text"))
-        if isinstance(chunk.get("inputTextTokenCount"), int):  # Titan
-            self.seen_usage = True
-            self.input = chunk["inputTextTokenCount"]
-        if isinstance(chunk.get("totalOutputTextTokenCount"), int):
-            self.seen_usage = True
-            self.output = chunk["totalOutputTextTokenCount"]
-        if isinstance(chunk.get("prompt_token_count"), int):  # Llama (first chunk)
-            self.seen_usage = True
-            self.input = chunk["prompt_token_count"]
-        if isinstance(chunk.get("generation_token_count"), int):  # Llama (running total)
-            self.seen_usage = True
-            self.output = chunk["generation_token_count"]
+        # Titan (input, then the output total); Llama (the prompt in the first chunk, a running output total). A
+        # chunk may carry the key as null (Llama's later chunks): only a value is a count.
+        for key, side in (
+            ("inputTextTokenCount", "input"),
+            ("totalOutputTextTokenCount", "output"),
+            ("prompt_token_count", "input"),
+            ("generation_token_count", "output"),
+        ):
+            if chunk.get(key) is not None:
+                self.seen_usage = True
+                setattr(self, side, counts.key(chunk, key))
         for key in ("completionReason", "stop_reason"):  # Titan, Llama
             self._reason(chunk.get(key))
         for key in ("outputText", "generation"):
@@ -361,8 +388,12 @@ class StreamState:
     def usage(self) -> Usage | None:
         """The invocation metrics (Bedrock's own count), cache classes from the body when the metrics lack them;
         else the body's counts; None when no chunk said anything."""
+        if self.counts.problem is not None:
+            return Usage(malformed=self.counts.problem)
         metrics = self.metrics
         if metrics is not None:
+            if metrics.malformed is not None:
+                return metrics
             if not metrics.cache_read_input_tokens and not metrics.cache_creation_input_tokens:
                 if self.cache_read or self.cache_write:
                     return bedrock_usage(metrics.input_tokens, metrics.output_tokens, self.cache_read, self.cache_write)

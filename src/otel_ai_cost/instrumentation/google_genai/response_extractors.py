@@ -12,6 +12,10 @@ Gemini reports usage in `usage_metadata` (`GenerateContentResponseUsageMetadata`
 So, in the semconv totals our `Usage` holds (and as genai-prices' own Google usage extractor maps it):
 input = prompt + tool_use_prompt (cache reads included), cache_read = cached_content,
 output = candidates + thoughts, reasoning = thoughts.
+
+Counts are read through `TokenCounts` (pricing/usage.py). The API omits zero counts, so an absent one is 0, except
+`prompt_token_count`: every request has a prompt, so usage without one (or with a negative or absurd count, or
+cached content beyond the prompt) is malformed, and the call unpriced rather than priced as if it were 0.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otel_ai_cost.contract import GenAI
-from otel_ai_cost.pricing.usage import Usage
+from otel_ai_cost.pricing.usage import TokenCounts, Usage
 
 GEMINI = "gcp.gemini"
 VERTEX_AI = "gcp.vertex_ai"
@@ -33,10 +37,6 @@ _TRAFFIC_TIERS: dict[str, str] = {
     "ON_DEMAND_FLEX": "flex",
     "ON_DEMAND_PRIORITY": "priority",
 }
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _enum_value(value: Any) -> str | None:
@@ -65,12 +65,14 @@ def usage(metadata: Any) -> Usage | None:
     """Our `Usage` from a response's `usage_metadata` (None when the response carries none)."""
     if metadata is None:
         return None
-    prompt = _int(getattr(metadata, "prompt_token_count", None))
-    tool_use = _int(getattr(metadata, "tool_use_prompt_token_count", None))
-    cached = _int(getattr(metadata, "cached_content_token_count", None))
-    candidates = _int(getattr(metadata, "candidates_token_count", None))
-    thoughts = _int(getattr(metadata, "thoughts_token_count", None))
-    return Usage(
+    counts = TokenCounts()
+    prompt = counts.attr(metadata, "prompt_token_count", required=True)
+    tool_use = counts.attr(metadata, "tool_use_prompt_token_count")
+    cached = counts.attr(metadata, "cached_content_token_count")
+    candidates = counts.attr(metadata, "candidates_token_count")
+    thoughts = counts.attr(metadata, "thoughts_token_count")
+    counts.within("prompt_token_count", prompt, "cached_content_token_count", cached)
+    return counts.usage(
         input_tokens=prompt + tool_use,
         output_tokens=candidates + thoughts,
         cache_read_input_tokens=cached,

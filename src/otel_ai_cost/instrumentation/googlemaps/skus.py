@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from otel_ai_cost.contract import Operation
 from otel_ai_cost.instrumentation.per_request import skus
 
 # googlemaps.Client method -> (our operation name, how to find its SKU)
 OPERATIONS: dict[str, str] = {
-    "place": "place_details",
-    "find_place": "find_place",
-    "places": "text_search",
-    "places_nearby": "nearby_search",
-    "places_autocomplete": "autocomplete",
-    "places_autocomplete_query": "query_autocomplete",
-    "places_photo": "place_photo",
+    "place": Operation.PLACE_DETAILS.value,
+    "find_place": Operation.FIND_PLACE.value,
+    "places": Operation.TEXT_SEARCH.value,
+    "places_nearby": Operation.NEARBY_SEARCH.value,
+    "places_autocomplete": Operation.AUTOCOMPLETE.value,
+    "places_autocomplete_query": Operation.QUERY_AUTOCOMPLETE.value,
+    "places_photo": Operation.PLACE_PHOTO.value,
 }
 
 _FIXED: dict[str, str] = {

@@ -6,6 +6,8 @@ A SKU id is what the catalog prices (`model:` of a `google_places` entry) and wh
 
 from __future__ import annotations
 
+from otel_ai_cost.contract import Operation
+
 GOOGLE_PLACES = "google_places"
 
 # Places API (New). The field mask decides the SKU: the highest tier of any field requested.
@@ -46,11 +48,11 @@ LEGACY_PLACE_PHOTO = "legacy_place_photo"
 # Text Search and Nearby Search default to Pro (a field mask with a display name, the usual case); pass sku=
 # for any other field mask.
 DEFAULT_SKUS: dict[tuple[str, str], str] = {
-    (GOOGLE_PLACES, "place_details"): PLACE_DETAILS_PRO,
-    (GOOGLE_PLACES, "text_search"): TEXT_SEARCH_PRO,
-    (GOOGLE_PLACES, "nearby_search"): NEARBY_SEARCH_PRO,
-    (GOOGLE_PLACES, "autocomplete"): AUTOCOMPLETE_REQUESTS,
-    (GOOGLE_PLACES, "place_photo"): PLACE_DETAILS_PHOTOS,
+    (GOOGLE_PLACES, Operation.PLACE_DETAILS.value): PLACE_DETAILS_PRO,
+    (GOOGLE_PLACES, Operation.TEXT_SEARCH.value): TEXT_SEARCH_PRO,
+    (GOOGLE_PLACES, Operation.NEARBY_SEARCH.value): NEARBY_SEARCH_PRO,
+    (GOOGLE_PLACES, Operation.AUTOCOMPLETE.value): AUTOCOMPLETE_REQUESTS,
+    (GOOGLE_PLACES, Operation.PLACE_PHOTO.value): PLACE_DETAILS_PHOTOS,
 }
 
 

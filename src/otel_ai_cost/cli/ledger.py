@@ -42,6 +42,26 @@ def ledger() -> None:
     help=f"File holding the bearer token clients must send (default: ${TOKEN_ENV}; neither: no authentication).",
 )
 @click.option(
+    "--tokens-file",
+    type=click.Path(dir_okay=False),
+    help="YAML file of tokens scoped by environment (which ones each may write and read; docs/ledger.md). "
+    "Instead of --token-file.",
+)
+@click.option(
+    "--metrics-top-n",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1),
+    help="/metrics: models, teams, operation types shown per environment and period (the rest summed as other).",
+)
+@click.option(
+    "--metrics-environments",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1),
+    help="/metrics: environments shown, by month-to-date spend (the rest summed as other).",
+)
+@click.option(
     "--max-body-mib",
     default=16.0,
     show_default=True,
@@ -49,7 +69,46 @@ def ledger() -> None:
     help="Largest request body accepted, compressed and decompressed (413 beyond).",
 )
 @click.option("--workers", default=8, show_default=True, type=click.IntRange(1), help="Requests processed at once.")
-@click.option("--max-connections", default=64, show_default=True, type=click.IntRange(1), help="Open connections.")
+@click.option(
+    "--max-connections",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Open connections; at the cap the longest-idle one is closed to make room.",
+)
+@click.option(
+    "--max-connections-per-client",
+    default=16,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Open connections per client address, likewise.",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a request head may take (and a new connection may wait before sending one).",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a request body may take to arrive (408 beyond).",
+)
+@click.option(
+    "--idle-timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds an idle keep-alive connection is kept.",
+)
+@click.option(
+    "--max-buffered-mib",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Body bytes all requests may buffer together (503 beyond). Default: workers x --max-body-mib.",
+)
 @click.option(
     "--log-level",
     default="info",
@@ -61,9 +120,17 @@ def serve(
     host: str,
     port: int,
     token_file: str | None,
+    tokens_file: str | None,
+    metrics_top_n: int,
+    metrics_environments: int,
     max_body_mib: float,
     workers: int,
     max_connections: int,
+    max_connections_per_client: int,
+    header_timeout: float,
+    body_timeout: float,
+    idle_timeout: float,
+    max_buffered_mib: float | None,
     log_level: str,
 ) -> None:
     """Receive OTLP/HTTP spans (POST /v1/traces, protobuf or JSON, gzip) and record their cost in the ledger.
@@ -74,21 +141,32 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         from otel_ai_cost.ledger.service import LedgerService, ServiceConfig, run_until_signalled
+        from otel_ai_cost.ledger.service.access import open_binding_warning
     except ImportError as error:  # the OTLP protobuf types are an optional dependency
         raise click.ClickException(f"the ledger service needs opentelemetry-proto ({error})") from None
 
     config = ServiceConfig(
         host=host,
         port=port,
-        token=_read_token(token_file),
+        **_access(token_file, tokens_file),
+        metrics_top_n=metrics_top_n,
+        metrics_max_environments=metrics_environments,
         max_body_bytes=int(max_body_mib * 1024 * 1024),
         workers=workers,
         max_connections=max_connections,
+        max_connections_per_client=max_connections_per_client,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        idle_timeout_s=idle_timeout,
+        max_buffered_body_bytes=None if max_buffered_mib is None else int(max_buffered_mib * 1024 * 1024),
     )
+    warning = open_binding_warning(host, config.access_tokens is not None)
+    if warning:
+        click.echo(warning, err=True)
     store = _open_store(ledger_url)
 
     def ready(service: LedgerService) -> None:
-        auth = "bearer token required" if config.token else "no authentication"
+        auth = "scoped tokens" if config.tokens else "bearer token required" if config.token else "no authentication"
         click.echo(f"otel-ai-cost ledger: listening on {service.url} ({auth}); store: {_describe(store)}")
         sys.stdout.flush()
 
@@ -122,6 +200,20 @@ def init(ledger_url: str | None) -> None:
         click.echo(_describe(store))
     finally:
         store.close()
+
+
+def _access(token_file: str | None, tokens_file: str | None) -> dict[str, object]:
+    """ServiceConfig's `token` or `tokens`: a tokens file (scoped) replaces the one-token modes."""
+    if tokens_file is None:
+        return {"token": _read_token(token_file)}
+    if token_file is not None:
+        raise click.UsageError("give --tokens-file or --token-file, not both")
+    from otel_ai_cost.ledger.service.access import TokensFileError, load_tokens
+
+    try:
+        return {"tokens": load_tokens(tokens_file)}
+    except TokensFileError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _read_token(token_file: str | None) -> str | None:

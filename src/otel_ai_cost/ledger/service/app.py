@@ -6,15 +6,18 @@ when the store cannot take the write (the collector retries only 429/502/503/504
 store failure is never a 500); 400 for malformed payloads; 413 for oversize ones; 401 without the bearer token.
 Writes are idempotent in the store, so a retry of a batch that was in fact written never counts twice.
 
-Concurrency is bounded twice: connections (`max_connections`, beyond which a connection is answered 503 at once) and
-requests being processed (`workers`, each holding at most `max_body_bytes` of decompressed payload). Shutdown stops
-accepting, answers requests that arrive meanwhile with 503 (the sender retries elsewhere or later), waits for the
-in-flight writes, then closes the store.
+Limits (`connections.py`; the table in docs/ledger.md): connections (`max_connections` in all,
+`max_connections_per_client` per address; at a cap the longest-idle connection is closed to make room, and when every
+connection is busy a reserved slot still answers `/healthz`; beyond that a connection is answered 503 at once); the
+time a request head (`header_timeout_s`) and a body (`body_timeout_s`, then 408) may take; the body bytes buffered by
+all requests together (`max_buffered_body_bytes`, then 503); requests processed at once (`workers`, each decoding one
+`ResourceSpans` at a time). A worker is taken only once the body has arrived, so slow senders never hold one.
+Shutdown stops accepting, answers requests that arrive meanwhile with 503 (the sender retries elsewhere or later),
+waits for the in-flight writes, then closes the store.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
@@ -29,8 +32,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from otel_ai_cost.ledger.service import metrics, otlp, usage_api
-from otel_ai_cost.ledger.store import InvalidRecord, LedgerStore, StoreUnavailable, WriteResult
+from otel_ai_cost.ledger.service import access, metrics, otlp, usage_api
+from otel_ai_cost.ledger.service.connections import (
+    Admission,
+    BudgetSpent,
+    ByteBudget,
+    Connection,
+    ConnectionTable,
+    Limits,
+    Phase,
+    release_memory,
+)
+from otel_ai_cost.ledger.store import InvalidRecord, LedgerStore, RetryBatch, StoreUnavailable, WriteResult
 
 logger = logging.getLogger("otel_ai_cost.ledger.service")
 
@@ -38,25 +51,70 @@ TRACES_PATH = "/v1/traces"
 USAGE_PATH = "/v1/usage"
 METRICS_PATH = "/metrics"
 HEALTH_PATH = "/healthz"
+AI_USAGE_PATH = "/ai_usage"  # the seeds' route: `service` means the provider
 _READ = ("GET", "HEAD")
-_ROUTES = {TRACES_PATH: ("POST",), USAGE_PATH: _READ, METRICS_PATH: _READ, HEALTH_PATH: _READ}
+_ROUTES = {
+    TRACES_PATH: ("POST",), USAGE_PATH: _READ, AI_USAGE_PATH: _READ, METRICS_PATH: _READ, HEALTH_PATH: _READ,
+}  # fmt: skip
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
 _LINGER_S = 2.0  # after an early error answer, how long to swallow the rest of the body so the client reads it
 _LINGER_BYTES = 64 * 1024 * 1024
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+_READ_CHUNK = 256 * 1024  # body bytes read (and reserved from the budget) at a time
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 4319  # next to the collector's 4318
-    token: str | None = None  # bearer token; None: no authentication
+    token: str | None = None  # one bearer token for every environment; None (and no `tokens`): no authentication
+    tokens: access.TokenTable | None = None  # per-environment scoped tokens (the tokens file); excludes `token`
     max_body_bytes: int = 16 * 1024 * 1024  # compressed (Content-Length) and decompressed
-    max_connections: int = 64
-    workers: int = 8  # requests processed at once: bounds memory to about workers x max_body_bytes
-    idle_timeout_s: float = 60.0  # a connection silent this long (idle keep-alive, slow client) is closed
+    max_connections: int = 64  # at the cap, the longest-idle connection is closed to make room
+    max_connections_per_client: int = 16  # per client address, likewise
+    health_slots: int = 4  # connections beyond the caps, for /healthz only, when no connection is idle
+    workers: int = 8  # requests decoded and written at once (memory: docs/ledger.md "Limits")
+    max_buffered_body_bytes: int | None = None  # body bytes held by all requests together; None: workers x body
+    header_timeout_s: float = 10.0  # a request head (or a new connection's first request) must be complete by then
+    body_timeout_s: float = 30.0  # a body must have arrived this long after its head, else 408
+    idle_timeout_s: float = 60.0  # an idle keep-alive connection is closed after this long
     drain_timeout_s: float = 30.0  # how long shutdown waits for in-flight requests
+    metrics_top_n: int = metrics.DEFAULT_TOP_N  # /metrics: models, teams, operation types per environment and period
+    metrics_max_environments: int = metrics.DEFAULT_MAX_ENVIRONMENTS  # /metrics: environments shown; rest `other`
+
+    def __post_init__(self) -> None:
+        for name in _POSITIVE_LIMITS:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+        if self.token is not None and self.tokens is not None:
+            raise ValueError("give either one token (every environment) or a tokens file, not both")
+        metrics.LabelBounds(self.metrics_top_n, self.metrics_max_environments)  # validates them
+
+    @property
+    def buffered_body_bytes(self) -> int:
+        return self.max_buffered_body_bytes or self.workers * self.max_body_bytes
+
+    def connection_limits(self) -> Limits:
+        return Limits(
+            max_connections=self.max_connections,
+            max_connections_per_client=self.max_connections_per_client,
+            health_slots=self.health_slots,
+            header_timeout_s=self.header_timeout_s,
+            body_timeout_s=self.body_timeout_s,
+            idle_timeout_s=self.idle_timeout_s,
+        )
+
+    @property
+    def access_tokens(self) -> access.TokenTable | None:
+        """The accepted tokens, whichever way they were given; None: no authentication."""
+        return access.TokenTable.single(self.token) if self.token is not None else self.tokens
+
+
+_POSITIVE_LIMITS = (
+    "max_body_bytes", "max_connections", "max_connections_per_client", "workers", "header_timeout_s",
+    "body_timeout_s", "idle_timeout_s",
+)  # fmt: skip
 
 
 class LedgerService:
@@ -75,7 +133,8 @@ class LedgerService:
         self._idle = threading.Condition()
         self._inflight = 0
         self._draining = False
-        self._connections: set[socket.socket] = set()
+        self._connections = ConnectionTable(self.config.connection_limits())
+        self._body_budget = ByteBudget(self.config.buffered_body_bytes)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -150,16 +209,8 @@ class LedgerService:
     def draining(self) -> bool:
         return self._draining
 
-    def _track(self, connection: socket.socket, open_: bool) -> None:
-        with self._idle:
-            if open_:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
     def _open_connections(self) -> list[socket.socket]:
-        with self._idle:
-            return list(self._connections)
+        return self._connections.sockets()
 
 
 class _Server(ThreadingHTTPServer):
@@ -172,26 +223,37 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.service = service
-        self._slots = threading.BoundedSemaphore(service.config.max_connections)
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+        connection = self.service._connections.admit(request, str(client_address[0]))
+        if connection.admission is Admission.REFUSED:
             # Shed load instead of blocking the accept loop: 503 is retried by every OTLP sender.
             _refuse(request)
             self.shutdown_request(request)
             return
+        thread = threading.Thread(
+            target=self._serve, args=(request, client_address, connection), name="ledger-connection", daemon=True
+        )
         try:
-            super().process_request(request, client_address)
+            thread.start()
         except BaseException:
-            self._slots.release()
+            self.service._connections.remove(connection)
+            self.shutdown_request(request)
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def _serve(self, request: Any, client_address: Any, connection: Connection) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            _Handler(request, client_address, self, connection)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
-            self._slots.release()
+            self.service._connections.remove(connection)
+            self.shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """Run by the accept loop between accepts: closes connections past their phase's deadline."""
+        self.service._connections.sweep()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up are normal; anything else is logged without payload contents."""
@@ -207,20 +269,39 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     # --- connection ---------------------------------------------------------------------------------------------
+    def __init__(self, request: Any, client_address: Any, server: _Server, entry: Connection) -> None:
+        self._entry = entry  # this connection in the service's table: its phase, deadline and admission
+        self._requests_served = 0
+        super().__init__(request, client_address, server)
+
     def setup(self) -> None:
         self.timeout = self.server.service.config.idle_timeout_s
         super().setup()
         # Headers and body leave as separate writes: without this, Nagle + delayed ACK add ~40 ms per answer.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.service._track(self.connection, True)
 
     def finish(self) -> None:
         try:
             super().finish()
         except OSError:
             pass
-        finally:
-            self.server.service._track(self.connection, False)
+
+    def handle_one_request(self) -> None:
+        """Waits for the next request's first byte (an idle, evictable connection), then reads its head against the
+        header deadline; only a complete head is dispatched."""
+        table = self.server.service._connections
+        first = self._requests_served == 0
+        table.enter(self._entry, Phase.WAITING, first_request=first)
+        try:
+            ready = self.rfile.peek(1)
+        except (OSError, ValueError):  # timed out, reset, or shut down by the table
+            ready = b""
+        if not ready or self._entry.closed_by_server:
+            self.close_connection = True
+            return
+        table.enter(self._entry, Phase.HEAD, first_request=first)
+        self._requests_served += 1
+        super().handle_one_request()
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines only (method, path, status), at debug level: never headers (the token) nor bodies.
@@ -241,6 +322,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._route = split.path if split.path in _ROUTES else "other"
         self._body_read = False
         self._replied = False
+        if self._entry.closed_by_server:  # past the header deadline: what was read is not a whole request
+            self.close_connection = True
+            return
+        service._connections.enter(self._entry, Phase.BUSY)
+        if self._entry.admission is Admission.HEALTH_ONLY:
+            self._health_only(split.path)
+            return
         if not service._enter():
             self._reply(503, b"shutting down\n", _TEXT, {"Retry-After": "1", "Connection": "close"})
             return
@@ -270,15 +358,19 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             service._leave()
 
+    def _health_only(self, path: str) -> None:
+        """A connection admitted beyond the caps: `/healthz` is answered, anything else 503; then it is closed."""
+        self.close_connection = True
+        if path == HEALTH_PATH and self.command in _READ:
+            self._health()
+        else:
+            self._reply(503, b"too many connections\n", _TEXT, {"Retry-After": "1", "Connection": "close"})
+
     def _authorized(self) -> bool:
-        token = self.server.service.config.token
-        if token is None:
-            return True
-        given = self.headers.get("Authorization", "")
-        scheme, _, credentials = given.partition(" ")
-        # Compare even when the scheme is wrong, so timing tells nothing about the token.
-        ok = hmac.compare_digest(credentials.strip().encode(), token.encode())
-        return ok and scheme.lower() == "bearer"
+        """Authenticates the request and keeps its scope (the environments it may write and read) in `_scope`."""
+        scope = access.request_scope(self.server.service.config.access_tokens, self.headers.get("Authorization", ""))
+        self._scope = scope or access.Scope("(refused)", frozenset(), frozenset())
+        return scope is not None
 
     # --- POST /v1/traces ------------------------------------------------------------------------------------------
     def _traces(self) -> None:
@@ -289,21 +381,29 @@ class _Handler(BaseHTTPRequestHandler):
         except otlp.PayloadError as error:
             self._reply(error.status, (error.message + "\n").encode(), _TEXT)
             return
+        self._reserved = 0
+        size = 0
         try:
             length = self._content_length()
             if length is not None and length > limit:
                 raise otlp.PayloadError(413, f"body of {length} bytes exceeds the limit of {limit} bytes")
+            body = self._read_body(length, limit)  # before taking a worker: a slow sender holds none
             with service._work:
-                body = self._read_body(length, limit)
                 payload = otlp.decompress(body, self.headers.get("Content-Encoding"), limit)
-                del body
-                request = otlp.parse_request(payload, encoding)
+                size = max(len(body), len(payload))
+                del body  # a compressed body; the payload (or the body itself) stays until its records exist
+                extracted = otlp.decode_records(payload, encoding)  # one ResourceSpans at a time
                 del payload
-                extracted = otlp.extract_records(request)
-                del request
+                access.restrict_writes(self._scope, extracted)  # records outside the token's environments
                 self._write(extracted, encoding)
+                del extracted
         except otlp.PayloadError as error:
-            self._reply(error.status, otlp.encode_status(encoding, error.status, error.message), encoding.content_type)
+            headers = {"Retry-After": "1"} if error.status == 503 else None
+            body_out = otlp.encode_status(encoding, error.status, error.message)
+            self._reply(error.status, body_out, encoding.content_type, headers)
+        finally:
+            service._body_budget.give_back(self._reserved)
+            release_memory(size)
 
     def _write(self, extracted: otlp.Extracted, encoding: otlp.Encoding) -> None:
         service = self.server.service
@@ -326,6 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             stats.add(metrics.RECORDS_WRITTEN, result.written)
             stats.add(metrics.DUPLICATES, result.duplicates)
+            stats.add(metrics.RECORD_CONFLICTS, result.conflicts)
             stats.add(metrics.WRITE_RETRIES, result.retries)
             stats.saw_environments({record.environment for record in extracted.records})
         if extracted.rejected:
@@ -354,35 +455,65 @@ class _Handler(BaseHTTPRequestHandler):
             raise otlp.PayloadError(400, f"invalid Content-Length {raw!r}")
         return length
 
-    def _read_body(self, length: int | None, limit: int) -> bytes:
-        if length is None:
-            body = self._read_chunked(limit)
-        else:
-            body = self.rfile.read(length)
-            if len(body) < length:
-                raise ConnectionAbortedError("client closed the connection mid-body")
+    def _read_body(self, length: int | None, limit: int) -> bytearray:
+        """The body, read against the body deadline (408 past it), each chunk reserved from the budget of body bytes
+        all requests may buffer together (503 when it is spent)."""
+        service = self.server.service
+        service._connections.enter(self._entry, Phase.BODY)
+        self._body_deadline = time.monotonic() + service.config.body_timeout_s
+        try:
+            if length is None:
+                body = self._read_chunked(limit)
+            else:
+                body = bytearray()
+                while len(body) < length:
+                    body += self._receive(self.rfile.read1, min(length - len(body), _READ_CHUNK))
+        finally:
+            self.connection.settimeout(service.config.idle_timeout_s)
+            service._connections.enter(self._entry, Phase.BUSY)
         self._body_read = True
         return body
 
-    def _read_chunked(self, limit: int) -> bytes:
+    def _receive(self, read: Callable[[int], bytes], size: int, reserve: bool = True) -> bytes:
+        """One read of the body, bounded by what is left of the body deadline."""
+        remaining = self._body_deadline - time.monotonic()
+        timeout = self.server.service.config.body_timeout_s
+        late = otlp.PayloadError(408, f"request body not received within {timeout:g} s")
+        if remaining <= 0:
+            raise late
+        self.connection.settimeout(remaining)
+        try:
+            data = read(size)
+        except TimeoutError:
+            raise late from None
+        if not data:
+            raise ConnectionAbortedError("client closed the connection mid-body")
+        if reserve:
+            try:
+                self.server.service._body_budget.take(len(data))
+            except BudgetSpent as error:
+                raise otlp.PayloadError(503, f"the service is busy receiving other bodies ({error})") from None
+            self._reserved += len(data)
+        return data
+
+    def _read_chunked(self, limit: int) -> bytearray:
         out = bytearray()
         while True:
-            line = self.rfile.readline(1024)
+            line = self._receive(self.rfile.readline, 1024, reserve=False)
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 raise otlp.PayloadError(400, "invalid chunked transfer encoding") from None
             if size == 0:
-                while self.rfile.readline(8192).strip():  # trailers, if any
+                while self._receive(self.rfile.readline, 8192, reserve=False).strip():  # trailers, if any
                     pass
-                return bytes(out)
+                return out
             if len(out) + size > limit:
                 raise otlp.PayloadError(413, f"body exceeds the limit of {limit} bytes")
-            chunk = self.rfile.read(size)
-            if len(chunk) < size:
-                raise ConnectionAbortedError("client closed the connection mid-body")
-            out += chunk
-            self.rfile.readline(16)  # the CRLF after the chunk
+            end = len(out) + size
+            while len(out) < end:
+                out += self._receive(self.rfile.read1, min(end - len(out), _READ_CHUNK))
+            self._receive(self.rfile.readline, 16, reserve=False)  # the CRLF after the chunk
 
     # --- GET /healthz, /metrics, /v1/usage ------------------------------------------------------------------------
     def _health(self) -> None:
@@ -401,18 +532,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics(self) -> None:
         service = self.server.service
-        text = metrics.render(service.stats, service.store, service.environments, service.clock)
+        config = service.config
+        bounds = metrics.LabelBounds(config.metrics_top_n, config.metrics_max_environments)
+        scope = self._scope
+        text = metrics.render(service.stats, service.store, service.environments, service.clock, bounds, scope.may_read)
         self._reply(200, text.encode(), metrics.CONTENT_TYPE)
 
     def _usage(self, query_string: str) -> None:
-        store = self.server.service.store
+        """GET /v1/usage and the seeds' /ai_usage, limited to the environments the token may read."""
+        service = self.server.service
+        params = parse_qs(query_string, keep_blank_values=True)
         try:
-            request = usage_api.parse_parameters(parse_qs(query_string, keep_blank_values=True))
+            request: usage_api.UsageRequest | usage_api.AiUsageRequest
+            if self._route == AI_USAGE_PATH:
+                request = usage_api.parse_ai_usage(params, service.clock().astimezone(timezone.utc).date())
+            else:
+                request = usage_api.parse_parameters(params)
         except usage_api.BadParameter as error:
             self._reply(400, _json({"error": error.message, "parameter": error.parameter}), _JSON)
             return
         try:
-            document = usage_api.answer(store, request)
+            document = usage_api.answer(access.ScopedReader(service.store, self._scope), request)
+        except access.OutOfScope as error:
+            self._reply(403, _json({"error": str(error), "parameter": "environment"}), _JSON)
+            return
         except StoreUnavailable as error:
             retry_after = str(max(1, math.ceil(error.retry_after_s)))
             self._reply(503, _json({"error": "ledger store unavailable"}), _JSON, {"Retry-After": retry_after})
@@ -488,25 +631,58 @@ def _shutdown_socket(connection: socket.socket) -> None:
 
 
 def _write_or_reject(store: LedgerStore, extracted: otlp.Extracted) -> WriteResult:
-    """Writes the batch; a record the store can never hold is rejected alone (partial_success), not answered with
-    a 503 that would make the sender retry the whole batch forever."""
-    try:
-        return store.write(extracted.records)
-    except InvalidRecord:
-        pass
-    written = duplicates = retries = 0
-    kept = []
-    for record in extracted.records:
+    """Writes the batch, isolating what the store refuses, so that one unstorable record never blocks the rest.
+
+    A healthy batch costs one write. By the class of the store's error (`store.py`):
+    - `InvalidRecord` naming its record (`key`): that record is rejected alone (partial_success, with the store's
+      reason) and the rest written again;
+    - `InvalidRecord` without a key, or `RetryBatch`: the batch is written again in halves, down to single records
+      if need be (about 2 log2(n) writes to find one bad record among n); a single record `InvalidRecord` refuses
+      is rejected, one `RetryBatch` still refuses after `_SINGLE_RECORD_ATTEMPTS` is `StoreUnavailable` (503);
+    - `StoreUnavailable` and anything else propagate: the caller answers 503 (records already written in this
+      request are duplicates on the sender's retry, never counted twice).
+    `extracted.records` keeps the records that were written or already stored."""
+    tally = [0, 0, 0, 0]  # written, duplicates, retries, conflicts
+    kept: list[Any] = []
+    _write_slice(store, list(extracted.records), extracted, kept, tally)
+    extracted.records = kept
+    return WriteResult(written=tally[0], duplicates=tally[1], retries=tally[2], conflicts=tally[3])
+
+
+_SINGLE_RECORD_ATTEMPTS = 3  # RetryBatch for one record: attempts (50, 100 ms apart) before answering 503
+
+
+def _write_slice(store: LedgerStore, records: list[Any], extracted: otlp.Extracted, kept: list[Any],
+                 tally: list[int], attempt: int = 1) -> None:  # fmt: skip
+    """`_write_or_reject` for one slice of the batch (see there)."""
+    while records:
         try:
-            result = store.write([record])
+            result = store.write(records)
         except InvalidRecord as error:
+            at_fault = next((i for i, r in enumerate(records) if error.key is not None and r.key == error.key), None)
+            if at_fault is None and len(records) > 1:
+                _write_halves(store, records, extracted, kept, tally)
+                return
+            record = records.pop(at_fault or 0)
             extracted.reject(f"span {record.trace_id}/{record.span_id}: {error}")
             continue
-        kept.append(record)
-        written, duplicates, retries = (
-            written + result.written,
-            duplicates + result.duplicates,
-            retries + result.retries,
-        )
-    extracted.records = kept
-    return WriteResult(written, duplicates, retries)
+        except RetryBatch as error:
+            if len(records) > 1:
+                _write_halves(store, records, extracted, kept, tally)
+                return
+            if attempt >= _SINGLE_RECORD_ATTEMPTS:
+                raise StoreUnavailable(f"the store kept refusing a record for now: {error}") from error
+            time.sleep(0.05 * attempt)
+            attempt += 1
+            continue
+        for i, value in enumerate((result.written, result.duplicates, result.retries, result.conflicts)):
+            tally[i] += value
+        kept.extend(records)
+        return
+
+
+def _write_halves(store: LedgerStore, records: list[Any], extracted: otlp.Extracted, kept: list[Any],
+                  tally: list[int]) -> None:  # fmt: skip
+    middle = len(records) // 2
+    _write_slice(store, records[:middle], extracted, kept, tally)
+    _write_slice(store, records[middle:], extracted, kept, tally)

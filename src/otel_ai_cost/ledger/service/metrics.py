@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from decimal import Context, Decimal, Inexact, Rounded
+from typing import Protocol, TypeVar, runtime_checkable
 
 from otel_ai_cost import contract
-from otel_ai_cost.ledger.store import LedgerStore, UsageQuery
+from otel_ai_cost.ledger.store import LedgerStore, Totals, UsageQuery
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -28,6 +29,7 @@ MetricDef = contract.PrometheusMetric
 CALLS = contract.LEDGER_CALLS
 DUPLICATES = contract.LEDGER_DUPLICATES
 HTTP_REQUESTS = contract.LEDGER_HTTP_REQUESTS
+RECORD_CONFLICTS = contract.LEDGER_RECORD_CONFLICTS
 RECORDS_WRITTEN = contract.LEDGER_RECORDS_WRITTEN
 SPANS_IGNORED = contract.LEDGER_SPANS_IGNORED
 SPANS_RECEIVED = contract.LEDGER_SPANS_RECEIVED
@@ -47,6 +49,7 @@ COUNTERS: tuple[MetricDef, ...] = (
     SPANS_REJECTED,
     RECORDS_WRITTEN,
     DUPLICATES,
+    RECORD_CONFLICTS,
     WRITE_FAILURES,
     WRITE_RETRIES,
     HTTP_REQUESTS,
@@ -58,13 +61,27 @@ METRICS: tuple[MetricDef, ...] = GAUGES + COUNTERS
 
 PERIOD_DAY = "day"
 PERIOD_MONTH = "month"
-SCOPED_SPEND_CACHE_S = 30.0  # per-team / per-operation-type spend: an aggregate, so cached
-# (the record field each scoped gauge groups by, and the gauge)
-SCOPED_GAUGES: tuple[tuple[str, MetricDef], ...] = (
-    ("team", SPEND_BY_TEAM),
-    ("operation_type", SPEND_BY_OPERATION_TYPE),
-)
 MAX_TRACKED_ENVIRONMENTS = 1000  # environments are few; the bound only guards memory against garbage input
+# Label bounds (docs/ledger.md, "Bounded labels"): models, teams and operation types are chosen by whoever sends
+# spans, so each family keeps the top N values by spend per (environment, period) and sums the rest into OTHER;
+# environments are bounded the same way. Sums over a family's series stay exact.
+OTHER = "other"
+DEFAULT_TOP_N = 20
+DEFAULT_MAX_ENVIRONMENTS = 20
+_EXACT = Context(prec=400, traps=[Inexact, Rounded])  # folding amounts into `other` must never round
+
+
+@dataclass(frozen=True)
+class LabelBounds:
+    """How many label values /metrics shows: `top_n` models, teams and operation types per (environment,
+    period), and `environments` environments (by month-to-date spend); the rest of each is summed into `other`."""
+
+    top_n: int = DEFAULT_TOP_N
+    environments: int = DEFAULT_MAX_ENVIRONMENTS
+
+    def __post_init__(self) -> None:
+        if self.top_n < 1 or self.environments < 1:
+            raise ValueError(f"label bounds must be at least 1, got {self}")
 
 
 @runtime_checkable
@@ -117,42 +134,12 @@ class EnvironmentFinder:
     month), plus those this process has written. The fallback through `aggregate` groups a month of records, so its
     answer is cached."""
 
-    def __init__(
-        self,
-        store: LedgerStore,
-        stats: ServiceStats,
-        cache_s: float = 60.0,
-        scoped_cache_s: float = SCOPED_SPEND_CACHE_S,
-    ) -> None:
+    def __init__(self, store: LedgerStore, stats: ServiceStats, cache_s: float = 60.0) -> None:
         self._store = store
         self._stats = stats
         self._cache_s = cache_s
-        self._scoped_cache_s = scoped_cache_s
         self._cached: tuple[float, str, frozenset[str]] | None = None
-        self._scoped: tuple[float, date, dict[str, list[tuple[tuple[str, ...], str]]]] | None = None
         self._lock = threading.Lock()
-
-    def scoped_spend(self, today: date) -> dict[str, list[tuple[tuple[str, ...], str]]]:
-        """Samples of the per-team and per-operation-type spend gauges: exact sums from `aggregate` over the UTC
-        day and month so far, grouped by environment and the field. An aggregate may read records (DynamoDB), so
-        the answer is cached for `scoped_cache_s` (the gauges lag by at most that); records without the field
-        are left out."""
-        with self._lock:
-            now = time.monotonic()
-            if self._scoped and self._scoped[1] == today and now - self._scoped[0] < self._scoped_cache_s:
-                return self._scoped[2]
-        found: dict[str, list[tuple[tuple[str, ...], str]]] = {metric.name: [] for _, metric in SCOPED_GAUGES}
-        for period_label, start in ((PERIOD_DAY, today), (PERIOD_MONTH, today.replace(day=1))):
-            query = UsageQuery(start_day=start, end_day=today)
-            for field_name, metric in SCOPED_GAUGES:
-                for row in self._store.aggregate(query, ["environment", field_name]):
-                    values = dict(row.group)
-                    if values[field_name]:
-                        labels = (values["environment"], period_label, values[field_name])
-                        found[metric.name].append((labels, _decimal(row.amount)))
-        with self._lock:
-            self._scoped = (now, today, found)
-        return found
 
     def environments(self, today: date) -> list[str]:
         month = today.strftime("%Y-%m")
@@ -173,36 +160,32 @@ class EnvironmentFinder:
             return found
 
 
+Samples = list[tuple[tuple[str, ...], str]]
+_Key = TypeVar("_Key", str, tuple[str, str])
+
+
 def render(
     stats: ServiceStats,
     store: LedgerStore,
     finder: EnvironmentFinder,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    bounds: LabelBounds | None = None,
+    readable: Callable[[str], bool] | None = None,
 ) -> str:
     """The Prometheus text exposition (format 0.0.4). Counters are always there; spend gauges only when the store
-    answers (`ai_cost_ledger_store_up` says which), so a store outage never turns into a fake zero spend."""
+    answers (`ai_cost_ledger_store_up` says which), so a store outage never turns into a fake zero spend.
+
+    Every gauge is read from the running totals (two reads per environment: the day and the month), whatever the
+    number of records. `readable` limits the environments shown (a scoped token); `bounds` limits label values."""
+    bounds = bounds or LabelBounds()
     today = now().astimezone(timezone.utc).date()
-    periods = ((PERIOD_DAY, today.isoformat()), (PERIOD_MONTH, today.strftime("%Y-%m")))
-    gauges: dict[str, list[tuple[tuple[str, ...], str]]] = {m.name: [] for m in GAUGES}
     try:
-        for environment in finder.environments(today):
-            for period_label, period in periods:
-                totals = store.totals(environment, period)
-                labels = (environment, period_label)
-                gauges[SPEND.name].append((labels, _decimal(totals.amount)))
-                gauges[CALLS.name].append((labels, str(totals.calls)))
-                gauges[UNPRICED_CALLS.name].append((labels, str(totals.unpriced_calls)))
-                for (provider, model), amount in sorted(totals.by_provider_model.items()):
-                    gauges[SPEND_BY_MODEL.name].append(((*labels, provider, model), _decimal(amount)))
+        environments = [e for e in finder.environments(today) if readable is None or readable(e)]
+        gauges = _spend_gauges(store, environments, today, bounds)
         up = "1"
     except Exception:  # the scrape must still answer with the counters; store_up tells the outage
         gauges = {m.name: [] for m in GAUGES}
         up = "0"
-    if up == "1":
-        try:  # an aggregate, not the running totals: its failure leaves these gauges out, the others stand
-            gauges.update(finder.scoped_spend(today))
-        except Exception:
-            pass
     gauges[STORE_UP.name] = [((), up)]
 
     lines: list[str] = []
@@ -211,6 +194,108 @@ def render(
     for metric in COUNTERS:
         _family(lines, metric, [(labels, str(value)) for labels, value in stats.samples(metric)])
     return "\n".join(lines) + "\n"
+
+
+def _spend_gauges(
+    store: LedgerStore, environments: Sequence[str], today: date, bounds: LabelBounds
+) -> dict[str, Samples]:
+    """The spend gauges' samples, environments beyond the bound folded into `other`."""
+    periods = ((PERIOD_DAY, today.isoformat()), (PERIOD_MONTH, today.strftime("%Y-%m")))
+    read = {env: {label: store.totals(env, period) for label, period in periods} for env in environments}
+    gauges: dict[str, Samples] = {m.name: [] for m in GAUGES}
+    for environment, members in _fold_environments(read, bounds.environments).items():
+        for period_label, _ in periods:
+            totals = _merge([read[member][period_label] for member in members])
+            _add_period(gauges, (environment, period_label), totals, bounds.top_n)
+    return gauges
+
+
+def _fold_environments(read: Mapping[str, Mapping[str, Totals]], limit: int) -> dict[str, list[str]]:
+    """{label: environments summed under it}: the `limit` environments with the most month-to-date spend keep
+    their name, the rest (and a real environment named `other`, once folding happens) are summed as `other`."""
+    if len(read) <= limit:
+        return {environment: [environment] for environment in sorted(read)}
+    ranked = sorted(read, key=lambda env: (-read[env][PERIOD_MONTH].amount, env))
+    kept = [env for env in ranked if env != OTHER][:limit]
+    out = {environment: [environment] for environment in sorted(kept)}
+    out[OTHER] = [env for env in ranked if env not in out]
+    return out
+
+
+def _merge(parts: Sequence[Totals]) -> Totals:
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return Totals(
+        period=first.period,
+        environment=OTHER,
+        amount=_sum(p.amount for p in parts),
+        calls=sum(p.calls for p in parts),
+        unpriced_calls=sum(p.unpriced_calls for p in parts),
+        by_provider_model=_sum_maps(p.by_provider_model for p in parts),
+        by_team=_sum_maps(p.by_team for p in parts),
+        by_operation_type=_sum_maps(p.by_operation_type for p in parts),
+    )
+
+
+def _add_period(gauges: dict[str, Samples], labels: tuple[str, str], totals: Totals, top_n: int) -> None:
+    gauges[SPEND.name].append((labels, _decimal(totals.amount)))
+    gauges[CALLS.name].append((labels, str(totals.calls)))
+    gauges[UNPRICED_CALLS.name].append((labels, str(totals.unpriced_calls)))
+    for (provider, model), amount in _bound_models(totals.by_provider_model, top_n):
+        gauges[SPEND_BY_MODEL.name].append(((*labels, provider, model), _decimal(amount)))
+    for metric, values in ((SPEND_BY_TEAM, totals.by_team), (SPEND_BY_OPERATION_TYPE, totals.by_operation_type)):
+        named = {value: amount for value, amount in values.items() if value}  # calls without one: left out
+        for value, amount in _bound(named, top_n, OTHER):
+            gauges[metric.name].append(((*labels, value), _decimal(amount)))
+
+
+def _bound(values: Mapping[_Key, Decimal], top_n: int, other: _Key) -> list[tuple[_Key, Decimal]]:
+    """The `top_n` values by amount (ties by name), the rest summed under `other`; sorted by key."""
+    if len(values) <= top_n:
+        return sorted(values.items())
+    ranked = sorted((key for key in values if key != other), key=lambda key: (-values[key], key))
+    out = {key: values[key] for key in ranked[:top_n]}
+    out[other] = _sum(amount for key, amount in values.items() if key not in out)
+    return sorted(out.items())
+
+
+def _bound_models(values: Mapping[tuple[str, str], Decimal], top_n: int) -> list[tuple[tuple[str, str], Decimal]]:
+    """Per (provider, model): the top N providers keep their name (provider budgets sum this family by provider),
+    the rest become provider `other`; then the top N pairs keep their model and each provider's remaining models
+    are summed as model `other`. At most N + (providers shown) + 1 series; sums per provider stay exact."""
+    by_provider: dict[str, Decimal] = {}
+    for (provider, _), amount in values.items():
+        by_provider[provider] = _EXACT.add(by_provider.get(provider, Decimal(0)), amount)
+    providers = {provider for provider, _ in _bound(by_provider, top_n, OTHER) if provider != OTHER}
+    renamed: dict[tuple[str, str], Decimal] = {}
+    for (provider, model), amount in values.items():
+        key = (provider, model) if provider in providers else (OTHER, OTHER)
+        renamed[key] = _EXACT.add(renamed.get(key, Decimal(0)), amount)
+    if len(renamed) <= top_n:
+        return sorted(renamed.items())
+    ranked = sorted((k for k in renamed if k[1] != OTHER), key=lambda key: (-renamed[key], key))
+    out = {key: renamed[key] for key in ranked[:top_n]}
+    for (provider, model), amount in renamed.items():
+        if (provider, model) not in out:
+            key = (provider, OTHER)
+            out[key] = _EXACT.add(out.get(key, Decimal(0)), amount)
+    return sorted(out.items())
+
+
+def _sum(amounts: Iterable[Decimal]) -> Decimal:
+    total = Decimal(0)
+    for amount in amounts:
+        total = _EXACT.add(total, amount)
+    return total
+
+
+def _sum_maps(maps: Iterable[Mapping[_Key, Decimal]]) -> dict[_Key, Decimal]:
+    out: dict[_Key, Decimal] = {}
+    for values in maps:
+        for key, amount in values.items():
+            out[key] = _EXACT.add(out.get(key, Decimal(0)), amount)
+    return out
 
 
 def _family(lines: list[str], metric: MetricDef, samples: list[tuple[tuple[str, ...], str]]) -> None:

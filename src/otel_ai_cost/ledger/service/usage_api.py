@@ -1,7 +1,13 @@
-"""`GET /v1/usage`: the query API, in the shape of the seeds' `/ai_usage` endpoint.
+"""The query API: `GET /v1/usage` (this project's fields) and `GET /ai_usage` (the seeds' route and answer).
 
-With `aggregation=day,service` it answers exact sums per group (computed by the store); without it, the matching
-records, oldest first, a page at a time (`limit`, and the `next_cursor` of the previous page as `cursor`).
+`/v1/usage` with `aggregation=day,service` answers exact sums per group (computed by the store); without it, the
+matching records, oldest first, a page at a time (`limit`, and the `next_cursor` of the previous page as `cursor`).
+Its `service` is the record's `service` (the OTel `service.name`).
+
+`/ai_usage` answers the legacy tracker's query (`?start_date=&end_date=&service=openai&operation=&aggregation=day,
+service`) in the legacy shape (`summary.total_cost_usd`, `aggregations.by_day`, ...): there `service` means the
+provider (`openai`, `anthropic`, ...), as in the seeds and `usage.jsonl`.
+
 Amounts are exact decimal strings. Unknown or malformed parameters are refused (400) naming the parameter: a typo in
 a filter must not silently widen a cost query to everything.
 """
@@ -11,15 +17,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Context, Decimal, Inexact, Rounded
-from typing import Any
+from typing import Any, Protocol
 
 from otel_ai_cost.contract import CURRENCY
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
-from otel_ai_cost.ledger.store import GROUP_BY_FIELDS, AggregateRow, LedgerStore, UsageQuery
+from otel_ai_cost.ledger.store import GROUP_BY_FIELDS, AggregateRow, UsageQuery
 
 _EXACT = Context(prec=400, traps=[Inexact, Rounded])  # sums of exact amounts must never round
 DEFAULT_LIMIT = 100
@@ -34,6 +40,14 @@ _SUMS = (
     "cache_write_input_tokens",
     "reasoning_output_tokens",
 )
+
+
+class UsageReader(Protocol):
+    """What the query API reads: a store, or a store limited to a token's environments (`access.ScopedReader`)."""
+
+    def query(self, query: UsageQuery) -> Iterator[LedgerRecord]: ...
+
+    def aggregate(self, query: UsageQuery, group_by: Sequence[str]) -> list[AggregateRow]: ...
 
 
 class BadParameter(ValueError):
@@ -130,14 +144,16 @@ def _date(value: Mapping[str, str], name: str) -> date | None:
         raise BadParameter(name, f"not a date (YYYY-MM-DD): {value[name]!r}") from None
 
 
-def answer(store: LedgerStore, request: UsageRequest) -> dict[str, Any]:
+def answer(store: UsageReader, request: UsageRequest | AiUsageRequest) -> dict[str, Any]:
     """The JSON document for a validated request."""
+    if isinstance(request, AiUsageRequest):
+        return _ai_usage(store, request)
     if request.group_by:
         return _aggregated(store, request)
     return _records(store, request)
 
 
-def _aggregated(store: LedgerStore, request: UsageRequest) -> dict[str, Any]:
+def _aggregated(store: UsageReader, request: UsageRequest) -> dict[str, Any]:
     rows = store.aggregate(request.query, list(request.group_by))
     summary: dict[str, Any] = {"amount": Decimal(0), "calls": 0, "unpriced_calls": 0, **dict.fromkeys(_SUMS, 0)}
     out_rows = []
@@ -171,7 +187,7 @@ def _row(row: AggregateRow) -> dict[str, Any]:
     return out
 
 
-def _records(store: LedgerStore, request: UsageRequest) -> dict[str, Any]:
+def _records(store: UsageReader, request: UsageRequest) -> dict[str, Any]:
     query = request.query
     cursor = request.cursor
     if cursor is not None:
@@ -218,4 +234,158 @@ def _echo(request: UsageRequest) -> dict[str, Any]:
     for name in _FILTERS:
         if getattr(query, name) is not None:
             out[name] = getattr(query, name)
+    return out
+
+
+# --- GET /ai_usage: the seeds' route ------------------------------------------------------------------------------
+AI_USAGE_LEVELS = ("day", "service", "model", "operation", "hour")
+AI_USAGE_PARAMETERS = frozenset({"start_date", "end_date", "service", "operation", "aggregation", "environment"})
+AI_USAGE_DEFAULT_DAYS = 30  # without start_date: the last 30 days, as the legacy endpoint
+_AVERAGE_PLACES = Decimal("1e-12")  # averages are a division: rounded half-even to 12 decimal places
+_ROLLUP = ("day", "provider", "model", "operation")  # one store aggregate answers every level but the hour
+
+
+@dataclass(frozen=True)
+class AiUsageRequest:
+    query: UsageQuery  # the seeds' `service` is the provider filter here
+    operation: str | None
+    levels: tuple[str, ...]
+    start: date
+    end: date
+
+
+def parse_ai_usage(params: Mapping[str, Sequence[str]], today: date) -> AiUsageRequest:
+    """Validates the seeds' query string (`service` = provider). Raises BadParameter."""
+    for name, values in params.items():
+        if name not in AI_USAGE_PARAMETERS:
+            expected = ", ".join(sorted(AI_USAGE_PARAMETERS))
+            raise BadParameter(name, f"unknown parameter; expected one of {expected}")
+        if len(values) != 1:
+            raise BadParameter(name, "given more than once")
+    value = {name: values[0] for name, values in params.items()}
+    end = _date(value, "end_date") or today
+    start = _date(value, "start_date") or end - timedelta(days=AI_USAGE_DEFAULT_DAYS)
+    if start > end:
+        raise BadParameter("start_date", f"{start} is after end_date {end}")
+    levels = tuple(part.strip() for part in value.get("aggregation", "day").split(",") if part.strip())
+    unknown = [level for level in levels if level not in AI_USAGE_LEVELS]
+    if unknown or not levels or len(set(levels)) != len(levels):
+        raise BadParameter(
+            "aggregation", f"a comma list of distinct levels among {', '.join(AI_USAGE_LEVELS)}; got {unknown}"
+        )
+    for name in ("service", "operation", "environment"):
+        if name in value and not value[name]:
+            raise BadParameter(name, "empty")
+    query = UsageQuery(
+        start_day=start, end_day=end, provider=value.get("service"), environment=value.get("environment")
+    )
+    return AiUsageRequest(query, value.get("operation"), levels, start, end)
+
+
+class _Group:
+    """Exact sums of one `aggregations` entry."""
+
+    def __init__(self) -> None:
+        self.cost = Decimal(0)
+        self.tokens = 0
+        self.calls = 0
+        self.unpriced = 0
+        self.names: dict[str, set[str]] = {}
+
+    def add(self, amount: Decimal, tokens: int, calls: int, unpriced: int, **names: str) -> None:
+        self.cost = _EXACT.add(self.cost, amount)
+        self.tokens += tokens
+        self.calls += calls
+        self.unpriced += unpriced
+        for key, name in names.items():
+            self.names.setdefault(key, set()).add(name)
+
+    def document(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "cost_usd": format(self.cost, "f"),
+            "tokens": self.tokens,
+            "api_calls": self.calls,
+            "unpriced_calls": self.unpriced,  # calls of unknown cost: not in cost_usd, never counted as $0
+        }
+        for key, names in sorted(self.names.items()):
+            out[key] = sorted(names)
+        return out
+
+
+def _average(total: Decimal, group: _Group) -> str | None:
+    priced = group.calls - group.unpriced
+    return format((total / priced).quantize(_AVERAGE_PLACES), "f") if priced else None
+
+
+def _ai_usage(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
+    rows = [
+        row
+        for row in store.aggregate(request.query, list(_ROLLUP))
+        if request.operation is None or dict(row.group)["operation"] == request.operation
+    ]
+    total = _Group()
+    levels: dict[str, dict[str, _Group]] = {level: {} for level in request.levels if level != "hour"}
+    for row in rows:
+        group = dict(row.group)
+        sums = (row.amount, row.input_tokens + row.output_tokens, row.calls, row.unpriced_calls)
+        total.add(*sums)
+        keys_and_names = {
+            "day": (group["day"], {"services": group["provider"]}),
+            "service": (group["provider"], {"models": group["model"], "operations": group["operation"]}),
+            "model": (group["model"], {"services": group["provider"]}),
+            "operation": (group["operation"], {"services": group["provider"]}),
+        }
+        for level, by_key in levels.items():
+            key, names = keys_and_names[level]
+            by_key.setdefault(key, _Group()).add(*sums, **names)
+    aggregations: dict[str, Any] = {}
+    for level, by_key in levels.items():
+        aggregations[f"by_{level}"] = {key: _level_entry(level, group) for key, group in sorted(by_key.items())}
+    if "hour" in request.levels:
+        aggregations["by_hour"] = _by_hour(store, request)
+    summary = {
+        "total_cost_usd": format(total.cost, "f"),
+        "total_tokens": total.tokens,
+        "total_api_calls": total.calls,
+        "unpriced_calls": total.unpriced,
+        "average_cost_per_call": _average(total.cost, total),
+        "date_range": {"start": request.start.isoformat(), "end": request.end.isoformat()},
+        "currency": CURRENCY,
+    }
+    if total.unpriced:
+        summary["note"] = f"{total.unpriced} call(s) of unknown cost: total_cost_usd is a lower bound"
+    query = {"service": request.query.provider, "operation": request.operation, "aggregation": list(request.levels)}
+    if request.query.environment is not None:
+        query["environment"] = request.query.environment
+    return {"summary": summary, "aggregations": aggregations, "query": query}
+
+
+def _level_entry(level: str, group: _Group) -> dict[str, Any]:
+    out = group.document()
+    if level == "service":
+        out["average_cost_per_call"] = _average(group.cost, group)
+    if level == "model":
+        services = out.pop("services")
+        out["service"] = services[0] if len(services) == 1 else ",".join(services)
+        average = Decimal(group.tokens) / group.calls if group.calls else Decimal(0)
+        out["average_tokens_per_call"] = format(average.quantize(Decimal("0.01")), "f")
+    return out
+
+
+def _by_hour(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
+    """Per UTC hour of the day (`00`..`23`), over the whole range. The rollup has no hour, so this reads the
+    matching records (one pass over the range: ask for `hour` over short ranges)."""
+    hours: dict[str, _Group] = {}
+    for record in store.query(request.query):
+        if request.operation is not None and record.operation != request.operation:
+            continue
+        unpriced = record.amount is None
+        amount = Decimal(0) if record.amount is None else record.amount
+        tokens = record.input_tokens + record.output_tokens
+        hours.setdefault(f"{record.timestamp.hour:02d}", _Group()).add(amount, tokens, 1, int(unpriced))
+    out = {}
+    for hour, group in sorted(hours.items()):
+        entry = group.document()
+        del entry["tokens"]
+        out[hour] = entry
     return out

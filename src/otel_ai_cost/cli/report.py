@@ -13,8 +13,10 @@ The ledger is `--ledger URL`, else `OTEL_AI_COST_LEDGER`, else the default SQLit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import difflib
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 import click
@@ -27,6 +29,9 @@ __all__ = ["jobs", "ledger_option", "open_ledger", "report"]
 
 DEFAULT_DAYS = 30
 DEFAULT_GROUP_BY = "provider,model"
+# When a filter matches nothing: the values listed beside it (the rest are counted), and the filters checked.
+MAX_LISTED_VALUES = 20
+_HINTED_FILTERS = ("provider", "model", "service", "team")
 
 
 def ledger_option(function: click.decorators.FC) -> click.decorators.FC:
@@ -39,10 +44,13 @@ def ledger_option(function: click.decorators.FC) -> click.decorators.FC:
 
 
 @contextmanager
-def open_ledger(url: str | None) -> Iterator[LedgerStore]:
-    """The store for a command, closed afterwards; configuration and availability errors become clean CLI errors."""
+def open_ledger(url: str | None, *, create: bool = True) -> Iterator[LedgerStore]:
+    """The store for a command, closed afterwards; configuration and availability errors become clean CLI errors.
+
+    Commands that only read pass `create=False`: a ledger that does not exist is an error naming it, never created.
+    """
     try:
-        store = open_store(url, origin="--ledger" if url is not None else None)
+        store = open_store(url, origin="--ledger" if url is not None else None, create=create)
     except (LedgerConfigError, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -129,8 +137,12 @@ def report(
         service=service,
         team=team,
     )
-    with open_ledger(ledger) as store:
+    with open_ledger(ledger, create=False) as store:
         rows = store.aggregate(query, group_by)
+        if not rows:  # a typo matches nothing: say so, rather than only "no calls recorded"
+            _check_environment(store, environment)
+            for hint in _filter_hints(store, query):
+                click.echo(hint, err=True)
         unpriced = []
         if any(r.unpriced_calls for r in rows):  # name what lacks a price (one more GROUP BY, only when needed)
             unpriced = [
@@ -154,8 +166,75 @@ def jobs() -> None:
 @ledger_option
 def show(job_id: str, environment: str | None, fmt: str, ledger: str | None) -> None:
     """Every call of JOB_ID with its time, provider, model, tokens, cost, status and trace id, and the job total."""
-    with open_ledger(ledger) as store:
+    with open_ledger(ledger, create=False) as store:
         records = list(store.query(UsageQuery(job_id=job_id, environment=environment)))
+        if not records:
+            _check_environment(store, environment)
     click.echo(render_job(job_id, records, fmt))
     if not records:
         raise SystemExit(1)
+
+
+# -- filters that match nothing -------------------------------------------------------------------------------
+
+
+def _known_environments(store: LedgerStore) -> list[str]:
+    """Every environment with records: the store's registry when it keeps one (DynamoDB's `environments()`), else
+    one GROUP BY over all time (SQLite answers it from its daily rollup, without reading records)."""
+    registry = getattr(store, "environments", None)
+    if callable(registry):
+        return sorted(registry())
+    return sorted(dict(row.group)["environment"] for row in store.aggregate(UsageQuery(), ["environment"]))
+
+
+def _check_environment(store: LedgerStore, environment: str | None) -> None:
+    """A usage error when `environment` has no record at all, listing the known ones and the closest of them."""
+    if environment is None:
+        return
+    known = _known_environments(store)
+    if environment not in known:
+        message = f"no environment {environment!r} in the ledger {store!r}; known: {_listing(known)}."
+        raise click.BadParameter(message + _did_you_mean(environment, known), param_hint="'--environment' / '-e'")
+
+
+def _filter_hints(store: LedgerStore, query: UsageQuery) -> list[str]:
+    """For each provider, model, service or team filter with no call in the query's period and environment: what
+    there is instead, and the closest match. One extra GROUP BY (and one more to confirm a model, which may match
+    as the requested model), only for a report that came out empty."""
+    asked = {name: getattr(query, name) for name in _HINTED_FILTERS if getattr(query, name) is not None}
+    if not asked:
+        return []
+    scope = replace(query, provider=None, model=None, service=None, team=None)
+    present: dict[str, set[str]] = {name: set() for name in asked}
+    for row in store.aggregate(scope, list(asked)):
+        for name, value in row.group:
+            present[name].add(value)
+    hints = []
+    for name, value in asked.items():
+        if value in present[name]:
+            continue
+        if name == "model" and store.aggregate(replace(scope, model=value), []):
+            continue  # a requested model (the groups show the responded one)
+        values = sorted(present[name])
+        hint = f"no call of {name} {value!r} in this selection; there are: {_listing(values)}."
+        hints.append(hint + _did_you_mean(value, values))
+    return hints
+
+
+def _listing(values: Sequence[str]) -> str:
+    """Values for a message, at most MAX_LISTED_VALUES of them; an empty value is `(none)`."""
+    if not values:
+        return "none"
+    shown = ", ".join(value or "(none)" for value in values[:MAX_LISTED_VALUES])
+    more = len(values) - MAX_LISTED_VALUES
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _did_you_mean(value: str, known: Sequence[str]) -> str:
+    """` Did you mean 'production'?` for the closest known value: one the value abbreviates (`prod`), else
+    difflib's closest (a typo: `opneai`); empty when nothing is close."""
+    candidates = [k for k in known if k]
+    folded = value.casefold()
+    close = [k for k in candidates if k.casefold().startswith(folded)] if folded else []
+    close = close[:1] if len(close) == 1 else difflib.get_close_matches(value, candidates, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""

@@ -16,23 +16,32 @@ Note the SQLite rule: the path is the URL with `sqlite://` removed, so `sqlite:/
 
 The default location is `$XDG_DATA_HOME/otel-ai-cost/usage.db`, or `~/.local/share/otel-ai-cost/usage.db` when
 `XDG_DATA_HOME` is unset (or not absolute, as the XDG specification requires).
+
+Writers (the instrumentation's exporter, `record`, `import`, `ledger serve`, `ledger init`) create the ledger on
+first use. Readers (`report`, `jobs show`, `budgets check`) open it with `create=False`: a ledger that does not
+exist (a mistyped path or table name) raises `LedgerNotFound` naming it, and nothing is created, no file, no
+directory, no table. A SQLite file that exists but is not a ledger (another program's database, an empty or a
+text file) is refused the same way, untouched.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sqlite3
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from otel_ai_cost.contract import Env
-from otel_ai_cost.ledger.store import LedgerStore
+from otel_ai_cost.ledger.store import LedgerStore, StoreUnavailable
 
 __all__ = [
     "DISABLED",
     "LEDGER_ENV",
     "LedgerConfigError",
     "LedgerDisabled",
+    "LedgerNotFound",
     "configured_url",
     "default_ledger_path",
     "default_ledger_url",
@@ -50,6 +59,10 @@ _DYNAMODB_MODULE = "otel_ai_cost.ledger.dynamodb_store"
 
 class LedgerConfigError(ValueError):
     """The ledger URL is not one we understand (the message names where it came from and what is accepted)."""
+
+
+class LedgerNotFound(LedgerConfigError):
+    """A read found no ledger where the URL points (the message names the file or table); nothing was created."""
 
 
 class LedgerDisabled(LedgerConfigError):
@@ -77,16 +90,21 @@ def is_disabled(url: str | None = None) -> bool:
     return (configured_url() if url is None else url).strip().lower() == DISABLED
 
 
-def open_store(url: str | None = None, *, origin: str | None = None) -> LedgerStore:
+def open_store(url: str | None = None, *, origin: str | None = None, create: bool = True) -> LedgerStore:
     """Opens the store named by `url` (default: `configured_url()`).
 
     `origin` names where the URL came from, for error messages (default: `OTEL_AI_COST_LEDGER` when `url` is
     None, else "the ledger URL"). Raises `LedgerDisabled` for `none` and `LedgerConfigError` for a URL it cannot
     use; errors of the store itself (`StoreUnavailable`, a missing boto3) propagate.
+
+    `create=False` is for reads: a ledger that does not exist raises `LedgerNotFound` instead of being created
+    (see the module documentation).
     """
     if url is None:
         url = configured_url()
-        origin = origin or LEDGER_ENV
+        if not origin:  # say whether the URL was configured or is the default
+            configured = os.environ.get(LEDGER_ENV, "").strip()
+            origin = LEDGER_ENV if configured else f"the default ledger ({LEDGER_ENV} unset)"
     origin = origin or "the ledger URL"
     url = url.strip()
     if url.lower() == DISABLED:
@@ -95,7 +113,10 @@ def open_store(url: str | None = None, *, origin: str | None = None) -> LedgerSt
     if scheme == "sqlite":
         from otel_ai_cost.ledger.sqlite_store import SQLiteStore
 
-        return SQLiteStore(sqlite_path(url, origin=origin))
+        path = sqlite_path(url, origin=origin)
+        if not create:
+            _check_sqlite_ledger(path, _where(origin, url))
+        return SQLiteStore(path)
     if scheme == "dynamodb":
         # Imported only when asked for: it needs boto3, which the embedded default does not.
         try:
@@ -105,9 +126,16 @@ def open_store(url: str | None = None, *, origin: str | None = None) -> LedgerSt
                 f"{origin}={url!r} asks for DynamoDB, which needs boto3: pip install boto3 ({exc})"
             ) from exc
         try:
-            return module.DynamoDBStore.from_url(url)
+            store = module.DynamoDBStore.from_url(url)
         except ValueError as exc:  # the store's own URL checks (table name, parameters)
             raise LedgerConfigError(f"{origin}={url!r}: {exc}") from exc
+        if not create:
+            try:
+                _check_dynamodb_table(store, _where(origin, url))
+            except BaseException:
+                store.close()
+                raise
+        return store
     raise LedgerConfigError(
         f"{origin}={url!r} is not a ledger URL; use sqlite:///ABSOLUTE/PATH.db, sqlite://RELATIVE/PATH.db, "
         f"dynamodb://TABLE?region=REGION, or {DISABLED} to turn the ledger off"
@@ -128,3 +156,56 @@ def sqlite_path(url: str, *, origin: str = "the ledger URL") -> Path:
     if path.name in ("", ".", "..") or str(raw).endswith("/"):
         raise LedgerConfigError(f"{origin}={url!r} names a directory, not a file")
     return path
+
+
+def _where(origin: str, url: str) -> str:
+    """Where a URL came from, for messages: `--ledger='sqlite:///x.db'`, or the default ledger's description."""
+    return origin if origin.startswith("the default ledger") else f"{origin}={url!r}"
+
+
+def _check_sqlite_ledger(path: Path, where: str) -> None:
+    """Raises `LedgerNotFound` unless `path` is an existing otel-ai-cost ledger file; reads only, creates nothing.
+
+    The file is opened read-only (`mode=ro`), so a missing file is never created, and another program's database
+    never gains the ledger's tables: a ledger has a schema version (`PRAGMA user_version` >= 1, set when the store
+    creates its tables); any other SQLite file has 0."""
+    if not path.exists():
+        missing = next((p for p in path.parents if not p.exists() and p.parent.exists()), None)
+        beside = f" (nor does its directory {missing})" if missing is not None else ""
+        raise LedgerNotFound(
+            f"no ledger at {path}: the file does not exist{beside} ({where}). A read creates nothing: check the "
+            "path. A ledger is created by the first recorded call, by `otel-ai-cost record`, or by "
+            "`otel-ai-cost ledger init --ledger URL`."
+        )
+    if not path.is_file():
+        raise LedgerNotFound(f"no ledger at {path}: it is not a file ({where})")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError as exc:  # locked, unreadable: the file may well be a ledger
+        raise StoreUnavailable(f"cannot read the ledger {path}: {exc}") from exc
+    except sqlite3.DatabaseError as exc:  # "file is not a database"
+        raise LedgerNotFound(f"{path} is not an otel-ai-cost ledger ({where}): {exc}") from exc
+    if version < 1:
+        raise LedgerNotFound(f"{path} is not an otel-ai-cost ledger ({where}): it has no ledger tables")
+
+
+def _check_dynamodb_table(store: Any, where: str) -> None:
+    """Raises `LedgerNotFound` when the store's table does not exist (the store itself never creates one on open;
+    this turns the first read's "unavailable" into a clear answer). Other errors are the store's, unavailable."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        store.client.describe_table(TableName=store.table)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise LedgerNotFound(
+                f"no ledger table {store.table} in region {store.region}: the table does not exist ({where}). A read "
+                f"creates nothing: check the table name, or create it with `otel-ai-cost ledger init --ledger URL`."
+            ) from exc
+        raise StoreUnavailable(f"DynamoDB DescribeTable {store.table}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"DynamoDB DescribeTable {store.table}: {exc}") from exc

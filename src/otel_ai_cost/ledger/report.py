@@ -1,8 +1,10 @@
 """Rendering ledger aggregates and a job's calls as a table, JSON or CSV.
 
 Amounts are printed exactly (the ledger's sums are exact; a report never rounds them) and in JSON as decimal
-strings. Calls without a price are shown loudly: their cost is unknown, not zero, so a total that includes them is
-a lower bound, and the table says so.
+strings. Calls of unknown cost (no price, a stream closed before its usage arrived: see
+`otel_ai_cost.ledger.unknown_cost`) are shown loudly: their cost is unknown, not zero, so every total that includes
+them is a lower bound. The table marks such an amount `>= 12.34` (`?` when no call of the group has a known cost)
+and says how many calls it leaves out; JSON and CSV carry `unknown_cost_calls` on every row and on the total.
 
 When some calls' cost was reported by the provider and our catalog priced them too (`computed_amount`), the report
 gains a `computed` column (`computed_amount` in JSON and CSV): the amount with the catalog's figure in place of the
@@ -16,12 +18,14 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, Rounded
 from typing import Any
 
 from otel_ai_cost.contract import CURRENCY, Outcome, PricingStatus, RecordSource
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.store import AggregateRow
+from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
 
 __all__ = [
     "FORMATS",
@@ -30,6 +34,7 @@ __all__ = [
     "render_job",
     "render_report",
     "total_of",
+    "unknown_cost_calls",
 ]
 
 FORMATS = ("table", "json", "csv")
@@ -37,9 +42,21 @@ UNPRICED_WARNING = (
     "{n} call(s) have no price: their cost is UNKNOWN, not zero, so {what}. "
     "Add the missing prices with OTEL_AI_COST_PRICES_FILE (see `otel-ai-cost prices --help`)."
 )
+UNKNOWN_COST_WARNING = "{n} call(s) of unknown cost: the amounts marked >= are lower bounds; ? is unknown, not zero."
+NO_USAGE_WARNING = "{n} call(s) {why}: their cost is UNKNOWN, not zero, so {what}."
 _EXACT = Context(prec=400, traps=[Inexact, Rounded])  # sums of exact amounts must never round
 
-# (key in JSON/CSV, table heading, value of an AggregateRow)
+
+def unknown_cost_calls(row: AggregateRow) -> int:
+    """The calls of `row` whose cost is unknown.
+
+    A store's row may count them all (`unknown_cost_calls`: unpriced calls, streams closed before their usage
+    arrived, answers without usage; see `otel_ai_cost.ledger.unknown_cost`); a row without that count has only its
+    `unpriced_calls`, which are unknown too."""
+    return int(getattr(row, "unknown_cost_calls", row.unpriced_calls))
+
+
+# (key in JSON/CSV, table heading, value of an AggregateRow), in JSON/CSV order
 _MEASURES: tuple[tuple[str, str, Any], ...] = (
     ("calls", "calls", lambda r: r.calls),
     ("unpriced_calls", "unpriced", lambda r: r.unpriced_calls),
@@ -49,7 +66,13 @@ _MEASURES: tuple[tuple[str, str, Any], ...] = (
     ("cache_read_input_tokens", "cache read", lambda r: r.cache_read_input_tokens),
     ("cache_write_input_tokens", "cache write", lambda r: r.cache_write_input_tokens),
     ("reasoning_output_tokens", "reasoning", lambda r: r.reasoning_output_tokens),
+    ("unknown_cost_calls", "unknown cost", unknown_cost_calls),
 )
+# The table's columns: the calls of unknown cost where JSON has the unpriced ones (the warnings below the table
+# say which have no price).
+_TABLE_KEYS = ("calls", "unknown_cost_calls", "amount", "input_tokens", "output_tokens", "cache_read_input_tokens",
+               "cache_write_input_tokens", "reasoning_output_tokens")  # fmt: skip
+_TABLE_MEASURES = tuple(m for key in _TABLE_KEYS for m in _MEASURES if m[0] == key)
 
 
 def format_amount(amount: Decimal | None) -> str:
@@ -63,8 +86,15 @@ def format_amount(amount: Decimal | None) -> str:
     return f"{whole}.{fraction.ljust(2, '0')}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Total(AggregateRow):
+    """The sum of a report's rows, with every call of unknown cost its rows count."""
+
+    unknown_cost_calls: int = 0
+
+
 def total_of(rows: Sequence[AggregateRow]) -> AggregateRow:
-    """One row summing `rows` (exact)."""
+    """One row summing `rows` (exact), calls of unknown cost included (`unknown_cost_calls(total)`)."""
     amount = Decimal(0)
     for row in rows:
         amount = _EXACT.add(amount, row.amount)
@@ -73,7 +103,7 @@ def total_of(rows: Sequence[AggregateRow]) -> AggregateRow:
         computed = Decimal(0)
         for row in rows:
             computed = _EXACT.add(computed, row.amount if row.computed_amount is None else row.computed_amount)
-    return AggregateRow(
+    return _Total(
         group=(),
         amount=amount,
         calls=sum(r.calls for r in rows),
@@ -84,6 +114,7 @@ def total_of(rows: Sequence[AggregateRow]) -> AggregateRow:
         cache_write_input_tokens=sum(r.cache_write_input_tokens for r in rows),
         reasoning_output_tokens=sum(r.reasoning_output_tokens for r in rows),
         computed_amount=computed,
+        unknown_cost_calls=sum(unknown_cost_calls(r) for r in rows),
     )
 
 
@@ -166,7 +197,7 @@ def _table(
     total = total_of(rows)
     computed = _has_computed(rows)
     headings = [*group_by]
-    for key, heading, _ in _MEASURES:
+    for key, heading, _ in _TABLE_MEASURES:
         headings.append(heading)
         if key == "amount" and computed:
             headings.append(f"computed {CURRENCY}")
@@ -190,31 +221,42 @@ def _table(
     lines += [line(r) for r in body]
     if footer:
         lines += ["  ".join("-" * w for w in widths), line(footer)]
+    unknown = unknown_cost_calls(total)
+    if unknown:
+        lines += ["", "!! " + UNKNOWN_COST_WARNING.format(n=unknown)]
     if total.unpriced_calls:
         warning = UNPRICED_WARNING.format(n=total.unpriced_calls, what="the amounts above are lower bounds")
-        lines += ["", "!! " + warning]
+        lines += ["!! " + warning]
         lines += [f"!!   no price: {p} {m or '(no model)'}: {n} call(s)" for p, m, n in unpriced_models]
+    if unknown > total.unpriced_calls:
+        others = unknown - total.unpriced_calls
+        why = "ended before their usage was reported (streams closed early) or were answered without usage"
+        lines += ["!! " + NO_USAGE_WARNING.format(n=others, why=why, what="the amounts are lower bounds")]
     return "\n".join(lines)
 
 
 def _cells(row: AggregateRow, computed: bool = False) -> list[str]:
-    """Table cells; an amount that leaves out unpriced calls is marked `+?`. With `computed`, the computed amount
-    follows the amount (`-` for a group without provider-reported calls priced by the catalog)."""
+    """Table cells; an amount that leaves out calls of unknown cost is a lower bound, marked `>= 12.34` (`?` when no
+    call of the group has a known cost). With `computed`, the computed amount follows the amount (`-` for a group
+    without provider-reported calls priced by the catalog)."""
+    unknown = unknown_cost_calls(row)
     cells = []
-    for key, _, value in _MEASURES:
+    for key, _, value in _TABLE_MEASURES:
         if key == "amount":
-            if row.unpriced_calls and row.unpriced_calls == row.calls:
-                cells.append("?")  # nothing here has a price: unknown, not 0.00
+            if unknown and unknown == row.calls:
+                cells.append("?")  # no call here has a known cost: unknown, not 0.00
             else:
-                cells.append(format_amount(row.amount) + (" +?" if row.unpriced_calls else ""))
+                cells.append(_bound(row.amount, unknown))
             if computed:
-                cells.append(
-                    format_amount(row.computed_amount)
-                    + (" +?" if row.unpriced_calls and row.computed_amount is not None else "")
-                )
+                cells.append("-" if row.computed_amount is None else _bound(row.computed_amount, unknown))
         else:
             cells.append(f"{value(row):,}")
     return cells
+
+
+def _bound(amount: Decimal, unknown_calls: int) -> str:
+    """The amount, marked as a lower bound when it leaves out calls of unknown cost."""
+    return (">= " if unknown_calls else "") + format_amount(amount)
 
 
 # -- one job's calls ----------------------------------------------------------------------------------------
@@ -227,16 +269,12 @@ def render_job(job_id: str, records: Sequence[LedgerRecord], fmt: str = "table")
         if record.amount is not None:
             amount = _EXACT.add(amount, record.amount)
     unpriced = sum(1 for r in records if r.pricing_status == PricingStatus.UNPRICED.value)
+    unknown = [is_cost_unknown(r) for r in records]
     if fmt == "json":
-        return json.dumps(
-            {
-                "job_id": job_id,
-                "currency": CURRENCY,
-                "calls": [r.to_dict() for r in records],
-                "total": {"amount": format(amount, "f"), "calls": len(records), "unpriced_calls": unpriced},
-            },
-            indent=2,
-        )
+        total = {"amount": format(amount, "f"), "calls": len(records), "unpriced_calls": unpriced,
+                 "unknown_cost_calls": sum(unknown)}  # fmt: skip
+        calls = [{**r.to_dict(), "cost_unknown": u} for r, u in zip(records, unknown, strict=True)]
+        return json.dumps({"job_id": job_id, "currency": CURRENCY, "calls": calls, "total": total}, indent=2)
     if fmt != "table":
         raise ValueError(f"format must be table or json, got {fmt!r}")
     if not records:
@@ -254,11 +292,11 @@ def render_job(job_id: str, records: Sequence[LedgerRecord], fmt: str = "table")
             f"{r.cache_read_input_tokens:,}",
             f"{r.cache_write_5m_input_tokens + r.cache_write_1h_input_tokens:,}",
             f"{r.reasoning_output_tokens:,}",
-            format_amount(r.amount),
+            _call_cost(r.amount, u),
             _status(r),
             r.trace_id,
         ]
-        for r in records
+        for r, u in zip(records, unknown, strict=True)
     ]
     right = {4, 5, 6, 7, 8, 9}
     if any(r.computed_amount is not None for r in records):  # the catalog's figure beside the provider's
@@ -275,10 +313,46 @@ def render_job(job_id: str, records: Sequence[LedgerRecord], fmt: str = "table")
 
     out = [f"job {job_id}: {len(records)} call(s)", "", line(headings), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in body]
-    out += ["", f"job total: {format_amount(amount)} {CURRENCY} over {len(records)} call(s)"]
-    if unpriced:
-        out.append("!! " + UNPRICED_WARNING.format(n=unpriced, what="the job total is a lower bound"))
+    out += ["", _job_total(amount, len(records), sum(unknown))]
+    out += _job_warnings([r for r, u in zip(records, unknown, strict=True) if u])
     return "\n".join(out)
+
+
+def _call_cost(amount: Decimal | None, unknown: bool) -> str:
+    """A call's cost cell: `?` when unknown (never `-` or 0.00), `>= 0.01` for the known part of a call that ended
+    early, `-` for a call that cost nothing (failed before any usage)."""
+    if unknown:
+        return "?" if amount is None else _bound(amount, 1)
+    return format_amount(amount)
+
+
+def _job_total(amount: Decimal, calls: int, unknown: int) -> str:
+    """`job total: 1.50 USD over 2 call(s)`, or a lower bound that says how many calls it leaves out."""
+    if not unknown:
+        return f"job total: {format_amount(amount)} {CURRENCY} over {calls} call(s)"
+    return f"job total: {_bound(amount, unknown)} {CURRENCY} over {calls} call(s), {unknown} of unknown cost"
+
+
+# Why a call's cost is unknown, for the warnings under a job's calls (see `otel_ai_cost.ledger.unknown_cost`).
+_PARTIAL_WHY = "ended before their usage was reported (a stream closed early)"
+_NO_USAGE_WHY = "were answered without usage"
+_OTHER_WHY = "have a pricing status without a known cost"
+
+
+def _job_warnings(unknown: Sequence[LedgerRecord]) -> list[str]:
+    """One warning per reason the calls in `unknown` have an unknown cost."""
+    what = "the job total is a lower bound"
+    unpriced = sum(1 for r in unknown if r.pricing_status == PricingStatus.UNPRICED.value)
+    partial = sum(1 for r in unknown if r.pricing_status != PricingStatus.UNPRICED.value
+                  and r.outcome == Outcome.PARTIAL.value)  # fmt: skip
+    no_usage = sum(1 for r in unknown if r.pricing_status == PricingStatus.NO_USAGE.value
+                   and r.outcome != Outcome.PARTIAL.value)  # fmt: skip
+    other = len(unknown) - unpriced - partial - no_usage
+    lines = ["!! " + UNPRICED_WARNING.format(n=unpriced, what=what)] if unpriced else []
+    for n, why in ((partial, _PARTIAL_WHY), (no_usage, _NO_USAGE_WHY), (other, _OTHER_WHY)):
+        if n:
+            lines.append("!! " + NO_USAGE_WARNING.format(n=n, why=why, what=what))
+    return lines
 
 
 def _status(record: LedgerRecord) -> str:

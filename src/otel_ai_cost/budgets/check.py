@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 from otel_ai_cost.budgets.config import (
     SCOPE_ENVIRONMENT,
@@ -26,6 +26,7 @@ from otel_ai_cost.budgets.config import (
     Threshold,
 )
 from otel_ai_cost.budgets.rules import spend_expr
+from otel_ai_cost.decimal_text import parse_decimal
 from otel_ai_cost.ledger.service.metrics import PERIOD_DAY
 from otel_ai_cost.ledger.store import LedgerStore, UsageQuery
 
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 STATUS_OK = "ok"
+_MAX_SPEND = Decimal(10**15)  # USD a Prometheus answer may claim for one budget before it is taken as garbage
 STATUS_NO_DATA = "no data"
 SpendSource = Callable[[Budget], Decimal | None]
 
@@ -133,9 +135,13 @@ def prometheus_spend(base_url: str, *, timeout_s: float = 10.0) -> SpendSource:
         if not result:
             return None
         try:
-            return Decimal(result[0]["value"][1])
-        except (KeyError, IndexError, InvalidOperation) as exc:
+            text = result[0]["value"][1]
+        except (KeyError, IndexError, TypeError) as exc:
             raise PrometheusError(f"{base_url} answered an unexpected result: {result!r}") from exc
+        try:  # Prometheus answers NaN and +Inf too: never compared with a budget, never shown as a figure
+            return parse_decimal(str(text), maximum=_MAX_SPEND, what="spend")
+        except ValueError as exc:
+            raise PrometheusError(f"{base_url} answered {text!r} for {budget.id}, which is no amount ({exc})") from exc
 
     return spend
 

@@ -27,23 +27,34 @@ budgets:
 ```
 
 Errors read `file:line: key.path: problem` (the `NodeReader` of the price files); unknown keys are errors.
+A budget is at most `MAX_BUDGET` USD, a threshold at most 1,000 %, both in plain decimal notation (no `1e400`,
+no quoted `"1_000"`).
+
+**Which file.** `find_budgets_file`: `--budgets PATH`, else `$OTEL_AI_COST_BUDGETS`, else `config/budgets.yaml`
+in the working directory or the nearest directory above it (a checkout's own, from any of its subdirectories);
+the commands say on standard error which file they read, and fail naming all three when there is none.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import yaml
 
+from otel_ai_cost.contract import Env
 from otel_ai_cost.ledger.service.metrics import PERIOD_DAY, PERIOD_MONTH
 from otel_ai_cost.pricing.yaml_nodes import NodeReader, PriceFileError
 
 __all__ = [
+    "DEFAULT_FILE",
     "DEFAULT_THRESHOLDS",
+    "MAX_BUDGET",
     "PERIODS",
     "SCOPES",
     "SEVERITIES",
@@ -53,6 +64,7 @@ __all__ = [
     "Channel",
     "SmtpSettings",
     "Threshold",
+    "find_budgets_file",
     "load_budgets",
     "parse_budgets",
 ]
@@ -71,6 +83,9 @@ CHANNEL_TYPES = ("slack", "email", "webhook")
 TIMEZONES = ("UTC",)
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:/-]+$")  # safe inside a PromQL string and an Alertmanager label
+MAX_BUDGET = Decimal(1_000_000_000)  # USD per period: far above any budget, within every sum and gauge
+MAX_THRESHOLD_PERCENT = Decimal(1000)
+DEFAULT_FILE = Path("config") / "budgets.yaml"  # looked for in the working directory and above
 
 
 class BudgetConfigError(PriceFileError):
@@ -144,6 +159,33 @@ class BudgetConfig:
         return tuple(sorted({budget.environment for budget in self.budgets}))
 
 
+def find_budgets_file(
+    explicit: str | None,
+    *,
+    given_as: str = "--budgets",
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[Path, str]:
+    """(the budgets file to read, where its name came from): `explicit` (given as `given_as`), else
+    `$OTEL_AI_COST_BUDGETS`, else the nearest `config/budgets.yaml` from `cwd` up. Raises `BudgetConfigError`
+    when there is none."""
+    if explicit:
+        return Path(explicit), f"from {given_as}"
+    named = (os.environ if environ is None else environ).get(Env.BUDGETS, "").strip()
+    if named:
+        return Path(named), f"from {Env.BUDGETS}"
+    start = (cwd or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / DEFAULT_FILE
+        if candidate.is_file():
+            where = "in the working directory" if directory == start else "found above the working directory"
+            return candidate, where
+    raise BudgetConfigError(
+        f"no budgets file: pass --budgets PATH, set {Env.BUDGETS}, or create {DEFAULT_FILE} "
+        f"(no {DEFAULT_FILE} in {start} or above)"
+    )
+
+
 def load_budgets(path: str | Path) -> BudgetConfig:
     """Read and validate a budgets file; raises `BudgetConfigError` naming the file, line and key."""
     name = str(path)
@@ -161,7 +203,7 @@ def parse_budgets(text: str, *, filename: str = "budgets.yaml") -> BudgetConfig:
     except BudgetConfigError:
         raise
     except PriceFileError as exc:  # NodeReader's own error type: same message, our class
-        raise BudgetConfigError(str(exc)) from None
+        raise BudgetConfigError(str(exc), exc.problems) from None
 
 
 class _Parser:
@@ -183,7 +225,9 @@ class _Parser:
                 budgets += self.per_environment(section[key], f"budgets.{key}", period)
         if "scoped" in section:
             path = "budgets.scoped"
-            budgets += [self.scoped(n, f"{path}[{i}]") for i, n in enumerate(self.r.sequence(section["scoped"], path))]
+            for i, node in enumerate(self.r.sequence(section["scoped"], path)):
+                with self.r.recording():  # every bad entry is reported, after the whole file is read
+                    budgets.append(self.scoped(node, f"{path}[{i}]"))
         seen: dict[str, Budget] = {}
         for budget in budgets:
             if budget.id in seen:
@@ -192,11 +236,14 @@ class _Parser:
                     f"(first on line {seen[budget.id].line})"
                 )
             seen[budget.id] = budget
+        thresholds: tuple[Threshold, ...] = DEFAULT_THRESHOLDS
+        channels: tuple[Channel, ...] = ()
+        if "alerts" in section:
+            with self.r.recording():
+                thresholds, channels = self.alerts(section["alerts"], "budgets.alerts")
+        self.r.raise_problems()  # every problem of the file at once
         if not budgets:
             self.r.fail(top["budgets"], "budgets", "no budget defined (daily, monthly or scoped)")
-        thresholds, channels = DEFAULT_THRESHOLDS, ()
-        if "alerts" in section:
-            thresholds, channels = self.alerts(section["alerts"], "budgets.alerts")
         return BudgetConfig(self.r.filename, timezone, tuple(budgets), thresholds, channels)
 
     def per_environment(self, node: yaml.Node, path: str, period: str) -> list[Budget]:
@@ -204,10 +251,10 @@ class _Parser:
             self.r.fail(node, path, "expected a mapping of environment: amount")
         out = []
         for key_node, value_node in node.value:
-            environment = self.name(key_node, path)
-            out.append(
-                Budget(environment, period, self.amount(value_node, f"{path}.{environment}"), line=_line(key_node))
-            )
+            with self.r.recording():  # every bad budget is reported, after the whole file is read
+                environment = self.name(key_node, path)
+                amount = self.amount(value_node, f"{path}.{environment}")
+                out.append(Budget(environment, period, amount, line=_line(key_node)))
         return out
 
     def scoped(self, node: yaml.Node, path: str) -> Budget:
@@ -239,21 +286,29 @@ class _Parser:
             items = self.r.sequence(fields["thresholds"], t_path)
             if not items:
                 self.r.fail(fields["thresholds"], t_path, "expected at least one threshold")
-            thresholds = tuple(self.threshold(n, f"{t_path}[{i}]") for i, n in enumerate(items))
-            for i, (a, b) in enumerate(itertools.pairwise(thresholds)):
+            read: list[tuple[int, Threshold]] = []
+            for i, node in enumerate(items):
+                with self.r.recording():
+                    read.append((i, self.threshold(node, f"{t_path}[{i}]")))
+            for (_, a), (i, b) in itertools.pairwise(read):
                 if b.percent <= a.percent:
-                    self.r.fail(items[i + 1], f"{t_path}[{i + 1}].percent", "thresholds must increase")
+                    self.r.fail(items[i], f"{t_path}[{i}].percent", "thresholds must increase")
+            thresholds = tuple(threshold for _, threshold in read)
         channels: tuple[Channel, ...] = ()
         if "channels" in fields:
             c_path = f"{path}.channels"
             items = self.r.sequence(fields["channels"], c_path)
-            channels = tuple(self.channel(n, f"{c_path}[{i}]") for i, n in enumerate(items))
+            read_channels: list[Channel] = []
+            for i, node in enumerate(items):
+                with self.r.recording():
+                    read_channels.append(self.channel(node, f"{c_path}[{i}]"))
+            channels = tuple(read_channels)
         return thresholds, channels
 
     def threshold(self, node: yaml.Node, path: str) -> Threshold:
         fields = self.r.mapping(node, path, allowed=("percent", "severity"), required=("percent", "severity"))
-        percent = self.r.number(fields["percent"], f"{path}.percent")
-        if percent <= 0 or percent > 1000:
+        percent = self.r.number(fields["percent"], f"{path}.percent", maximum=MAX_THRESHOLD_PERCENT)
+        if percent <= 0:
             self.r.fail(fields["percent"], f"{path}.percent", f"expected a percentage in (0, 1000], got {percent}")
         return Threshold(percent, self.r.choice(fields["severity"], f"{path}.severity", SEVERITIES))
 
@@ -289,9 +344,7 @@ class _Parser:
         )
         port = 25
         if "port" in fields:
-            port = self.r.positive_int(fields["port"], f"{path}.port")
-            if port > 65535:
-                self.r.fail(fields["port"], f"{path}.port", f"expected a TCP port, got {port}")
+            port = self.r.positive_int(fields["port"], f"{path}.port", maximum=65535)
         return SmtpSettings(
             host=self.r.string(fields["host"], f"{path}.host"),
             port=port,
@@ -320,7 +373,7 @@ class _Parser:
         return text
 
     def amount(self, node: yaml.Node, path: str) -> Decimal:
-        value = self.r.number(node, path)
+        value = self.r.number(node, path, maximum=MAX_BUDGET)
         if value <= 0:
             self.r.fail(node, path, f"expected a positive amount in USD, got {node.value!r}")
         return value

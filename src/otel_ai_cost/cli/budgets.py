@@ -9,6 +9,9 @@ otel-ai-cost budgets check --prometheus http://prometheus:9090 --period month --
 `check` exits 0 when no budget is over (or without `--fail-on-exceeded`), 1 when `--fail-on-exceeded` and some
 budget is at or over 100%, and 2 for a bad budgets file, ledger or Prometheus (so a CI gate can tell "over
 budget" from "broken").
+
+Both read `--budgets PATH`, else `$OTEL_AI_COST_BUDGETS`, else the nearest `config/budgets.yaml` from the working
+directory up (`budgets.config.find_budgets_file`), and say on standard error which file they read.
 """
 
 from __future__ import annotations
@@ -21,14 +24,22 @@ from pathlib import Path
 import click
 
 from otel_ai_cost.budgets.check import PrometheusError, evaluate, format_table, ledger_spend, prometheus_spend
-from otel_ai_cost.budgets.config import PERIODS, BudgetConfig, BudgetConfigError, load_budgets
+from otel_ai_cost.budgets.config import (
+    DEFAULT_FILE,
+    PERIODS,
+    BudgetConfig,
+    BudgetConfigError,
+    find_budgets_file,
+    load_budgets,
+)
 from otel_ai_cost.budgets.notify import NotifyError, notify
 from otel_ai_cost.budgets.rules import RUNBOOK_BASE, render_rules
 from otel_ai_cost.cli.report import ledger_option, open_ledger
+from otel_ai_cost.contract import Env
 
 __all__ = ["DEFAULT_CONFIG", "EXIT_ERROR", "EXIT_EXCEEDED", "budgets"]
 
-DEFAULT_CONFIG = "config/budgets.yaml"
+DEFAULT_CONFIG = str(DEFAULT_FILE)  # looked for from the working directory up
 EXIT_EXCEEDED = 1
 EXIT_ERROR = 2
 
@@ -37,11 +48,25 @@ class BudgetError(click.ClickException):
     exit_code = EXIT_ERROR
 
 
-def _load(path: str) -> BudgetConfig:
+def _load(explicit: str | None, given_as: str = "--budgets") -> tuple[BudgetConfig, str]:
+    """The budgets (see the module documentation for which file) and the file's name; says which on stderr."""
     try:
-        return load_budgets(path)
+        path, origin = find_budgets_file(explicit, given_as=given_as)
     except BudgetConfigError as exc:
         raise BudgetError(str(exc)) from exc
+    click.echo(f"budgets: {path} ({origin})", err=True)
+    try:
+        return load_budgets(path), str(path)
+    except BudgetConfigError as exc:
+        raise BudgetError(str(exc)) from exc  # the line above already said where the file's name came from
+
+
+_budgets_option = click.option(
+    "--budgets",
+    "budgets_file",
+    metavar="PATH",
+    help=f"The budgets file (default: ${Env.BUDGETS}, else {DEFAULT_CONFIG} here or in a directory above).",
+)
 
 
 @click.group()
@@ -50,12 +75,17 @@ def budgets() -> None:
 
 
 @budgets.command()
-@click.argument("file", default=DEFAULT_CONFIG, metavar="[FILE]")
+@click.argument("file", required=False, metavar="[FILE]")
+@_budgets_option
 @click.option("-o", "--output", metavar="PATH", help="Write the rules here (default: standard output).")
 @click.option("--runbook-base", default=RUNBOOK_BASE, show_default=True, help="Where runbook_url annotations point.")
-def render(file: str, output: str | None, runbook_base: str) -> None:
-    """Generate the Prometheus rule file (budgets, spend, ratios, threshold and forecast alerts) from FILE."""
-    text = render_rules(_load(file), source=file, runbook_base=runbook_base)
+def render(file: str | None, budgets_file: str | None, output: str | None, runbook_base: str) -> None:
+    """Generate the Prometheus rule file (budgets, spend, ratios, threshold and forecast alerts) from FILE
+    (or --budgets; default: $OTEL_AI_COST_BUDGETS, else config/budgets.yaml here or above)."""
+    if file and budgets_file:
+        raise BudgetError("give the budgets file as FILE or --budgets, not both")
+    config, source = _load(file or budgets_file, given_as="the FILE argument" if file else "--budgets")
+    text = render_rules(config, source=source, runbook_base=runbook_base)
     if output is None:
         click.echo(text, nl=False)
         return
@@ -65,7 +95,13 @@ def render(file: str, output: str | None, runbook_base: str) -> None:
 
 
 @budgets.command()
-@click.option("--config", "config_file", default=DEFAULT_CONFIG, show_default=True, metavar="FILE")
+@click.option(
+    "--budgets",
+    "--config",
+    "config_file",
+    metavar="PATH",
+    help=f"The budgets file (default: ${Env.BUDGETS}, else {DEFAULT_CONFIG} here or in a directory above).",
+)
 @click.option("--environment", metavar="E", help="Only this environment's budgets.")
 @click.option("--period", type=click.Choice(PERIODS), help="Only daily or monthly budgets.")
 @click.option("--fail-on-exceeded", is_flag=True, help=f"Exit {EXIT_EXCEEDED} when a budget is at or over 100%.")
@@ -73,7 +109,7 @@ def render(file: str, output: str | None, runbook_base: str) -> None:
 @ledger_option
 @click.option("--prometheus", metavar="URL", help="Ask this Prometheus server instead of the ledger.")
 def check(
-    config_file: str,
+    config_file: str | None,
     environment: str | None,
     period: str | None,
     fail_on_exceeded: bool,
@@ -84,11 +120,9 @@ def check(
     """Check period-to-date spend (UTC) against the budgets; print a table."""
     if ledger and prometheus:
         raise BudgetError("give --ledger or --prometheus, not both")
-    config = _load(config_file)
+    config, source = _load(config_file)
     if environment and environment not in config.environments():
-        raise BudgetError(
-            f"{config_file}: no budget for environment {environment!r} ({', '.join(config.environments())})"
-        )
+        raise BudgetError(f"{source}: no budget for environment {environment!r} ({', '.join(config.environments())})")
     today = datetime.now(timezone.utc).date()
     try:
         if prometheus:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from otel_ai_cost.contract import Env, PricingStatus
+from otel_ai_cost.decimal_text import parse_decimal
+from otel_ai_cost.ledger.limits import MAX_TOKENS, MAX_WEB_SEARCH_REQUESTS
 from otel_ai_cost.pricing.tiers import TIERS
 from otel_ai_cost.when import parse_when
 
@@ -27,6 +29,8 @@ _PROVIDER_PREFIXES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("gemini",), "gcp.gemini"),
 )
 _TOKEN_ROWS = ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h", "reasoning")
+_MAX_AUDIO_SECONDS = Decimal(7 * 24 * 3600)  # of one call: the ledger's longest call duration (a week)
+_TOKENS = click.IntRange(min=0, max=MAX_TOKENS)  # the ledger's bound per token count of a call
 
 
 class _Moment(click.ParamType):
@@ -42,6 +46,20 @@ class _Moment(click.ParamType):
             return parse_when(text)
         except ValueError:
             self.fail(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime", param, ctx)
+
+
+class _Seconds(click.ParamType):
+    """Seconds as an exact decimal (`0.1` is one tenth, not a binary float's expansion), finite and bounded."""
+
+    name = "SECONDS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Decimal:
+        if isinstance(value, Decimal):
+            return value
+        try:
+            return parse_decimal(str(value), maximum=_MAX_AUDIO_SECONDS, what="seconds")
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 _provider_option = click.option(
@@ -97,7 +115,7 @@ def show(model: str, provider: str | None, at: datetime | None, tier: str) -> No
 @click.option(
     "--input",
     "input_tokens",
-    type=click.IntRange(min=0),
+    type=_TOKENS,
     default=0,
     help="Total input tokens, cache reads and cache writes INCLUDED (semconv gen_ai.usage.input_tokens; "
     "for Anthropic add input_tokens + cache_read_input_tokens + cache_creation_input_tokens).",
@@ -105,17 +123,19 @@ def show(model: str, provider: str | None, at: datetime | None, tier: str) -> No
 @click.option(
     "--output",
     "output_tokens",
-    type=click.IntRange(min=0),
+    type=_TOKENS,
     default=0,
     help="Total output tokens, reasoning INCLUDED.",
 )
-@click.option("--cache-read", type=click.IntRange(min=0), default=0, help="Of --input: tokens read from cache.")
-@click.option("--cache-write-5m", type=click.IntRange(min=0), default=0, help="Of --input: 5-minute cache writes.")
-@click.option("--cache-write-1h", type=click.IntRange(min=0), default=0, help="Of --input: 1-hour cache writes.")
-@click.option("--reasoning", type=click.IntRange(min=0), default=0, help="Of --output: reasoning tokens.")
-@click.option("--web-search", type=click.IntRange(min=0), default=0, help="Web search calls.")
+@click.option("--cache-read", type=_TOKENS, default=0, help="Of --input: tokens read from cache.")
+@click.option("--cache-write-5m", type=_TOKENS, default=0, help="Of --input: 5-minute cache writes.")
+@click.option("--cache-write-1h", type=_TOKENS, default=0, help="Of --input: 1-hour cache writes.")
+@click.option("--reasoning", type=_TOKENS, default=0, help="Of --output: reasoning tokens.")
 @click.option(
-    "--audio-seconds", type=click.FloatRange(min=0), default=0, help="Seconds of audio billed by duration (whisper-1)."
+    "--web-search", type=click.IntRange(min=0, max=MAX_WEB_SEARCH_REQUESTS), default=0, help="Web search calls."
+)
+@click.option(
+    "--audio-seconds", type=_Seconds(), default="0", help="Seconds of audio billed by duration (whisper-1), exact."
 )
 @_provider_option
 @_tier_option
@@ -130,7 +150,7 @@ def cost(
     cache_write_1h: int,
     reasoning: int,
     web_search: int,
-    audio_seconds: float,
+    audio_seconds: Decimal,
     provider: str | None,
     tier: str,
     at: datetime | None,
@@ -160,7 +180,7 @@ def cost(
         cache_write_1h_input_tokens=cache_write_1h,
         reasoning_output_tokens=reasoning,
         web_search_requests=web_search,
-        input_audio_seconds=Decimal(repr(audio_seconds)),  # the decimal typed, not the binary float's expansion
+        input_audio_seconds=audio_seconds,
     )
     catalog = _catalog()
     quote = catalog.quote(provider, model, usage, at=at, service_tier=tier.lower())
@@ -194,7 +214,7 @@ def cost(
 @prices.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 def check(file: str) -> None:
-    """Validate a price override file (same schema as the shipped catalog.yaml)."""
+    """Validate a price override file (same schema as the shipped catalog.yaml); lists every problem."""
     from otel_ai_cost.pricing.price_file import PriceFileError, load_price_file
 
     try:

@@ -10,10 +10,22 @@ See `otel_ai_cost.ledger.manual` for the `usage.jsonl` format and how identities
 
 from __future__ import annotations
 
+import difflib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
 from otel_ai_cost.cli.report import ledger_option, open_ledger
-from otel_ai_cost.ledger.manual import MANUAL_SOURCES, UsageFileError, import_usage_file, manual_record
+from otel_ai_cost.ledger.manual import (
+    MANUAL_SOURCES,
+    ImportInterrupted,
+    ProgressCallback,
+    UsageFileError,
+    import_usage_file,
+    manual_record,
+)
 from otel_ai_cost.ledger.report import format_amount
 
 __all__ = ["import_usage", "record"]
@@ -24,7 +36,9 @@ __all__ = ["import_usage", "record"]
 @click.option("--amount", required=True, metavar="USD", help="The amount in USD, exact (e.g. 45.23).")
 @click.option("--model", default="", help="The model, if the figure is for one.")
 @click.option("--environment", "-e", help="Deployment environment (default: the current one).")
-@click.option("--date", "when", metavar="DATE", help="UTC day YYYY-MM-DD or ISO 8601 time with zone (default: now).")
+@click.option(
+    "--date", "when", metavar="DATE", help="UTC day YYYY-MM-DD or ISO 8601 time with zone (default: today, UTC)."
+)
 @click.option("--note", default="", help="Free text kept with the entry.")
 @click.option("--source", type=click.Choice(MANUAL_SOURCES), default="dashboard", show_default=True)
 @ledger_option
@@ -40,9 +54,11 @@ def record(
 ) -> None:
     """Record spend that no instrumented call shows (a dashboard figure, an invoice, a subscription).
 
-    The entry's identity is derived from its content: recording the same entry (same date, amount, provider,
-    ...) again changes nothing.
+    The entry's identity is derived from its content: recording the same entry again (the same day or
+    --date, amount, provider, model, environment, source and note) changes nothing. Without --date the entry
+    is for today's UTC day, so running the same command twice in a day records it once.
     """
+    _warn_if_unknown(provider)
     try:
         entry = manual_record(
             provider=provider, amount=amount, model=model, environment=environment, when=when, note=note, source=source
@@ -63,16 +79,68 @@ def record(
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--environment", "-e", help="Environment of lines that name none (default: the current one).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show progress on standard error (default: only when standard error is a terminal).",
+)
 @ledger_option
-def import_usage(file: str, environment: str | None, ledger: str | None) -> None:
+def import_usage(file: str, environment: str | None, progress: bool | None, ledger: str | None) -> None:
     """Import a usage.jsonl file (one JSON object per line: timestamp, service, cost_usd, source, ...).
 
     Every line is checked first: a bad line fails the import with its line number, and nothing is imported.
-    Importing the same file again changes nothing.
+    The records are then written in batches; if the ledger fails partway, the message says how many were
+    written. Importing the same file again changes nothing, so re-running an interrupted import is safe.
     """
-    with open_ledger(ledger) as store:
+    show = sys.stderr.isatty() if progress is None else progress
+    with open_ledger(ledger) as store, _progress(show) as on_progress:
         try:
-            result = import_usage_file(store, file, environment=environment)
-        except UsageFileError as exc:
+            result = import_usage_file(store, file, environment=environment, on_progress=on_progress)
+        except (UsageFileError, ImportInterrupted) as exc:
             raise click.ClickException(str(exc)) from exc
-    click.echo(f"{file}: {result.new} new, {result.already_recorded} already recorded")
+    rejected = f", {len(result.rejected)} rejected" if result.rejected else ""
+    click.echo(f"{file}: {result.new} new, {result.already_recorded} already recorded{rejected}")
+    if result.rejected:
+        for line, reason in result.rejected:
+            click.echo(f"{file}:{line}: {reason}", err=True)
+        raise SystemExit(1)
+
+
+@contextmanager
+def _progress(show: bool) -> Iterator[ProgressCallback | None]:
+    """A progress bar on standard error (rich), fed by the import's per-batch callback; None when not shown."""
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(file=click.get_text_stream("stderr"))) as bar:
+        task = bar.add_task("importing", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _warn_if_unknown(provider: str) -> None:
+    """A warning on standard error for a provider no instrumentation or price list knows (a typo, likely)."""
+    known = known_providers()
+    name = provider.strip()
+    if name in known:
+        return
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    click.echo(f"warning: unknown provider {name!r}{hint}; known: {', '.join(known)}", err=True)
+
+
+def known_providers() -> list[str]:
+    """Every `gen_ai.provider.name` the instrumentations report and the price data covers."""
+    from otel_ai_cost.pricing.catalog import shipped_price_file
+    from otel_ai_cost.pricing.genai_source import PROVIDER_IDS
+
+    shipped = shipped_price_file()
+    names = set(PROVIDER_IDS) | {entry.provider for entry in (*shipped.models, *shipped.defaults)}
+    return sorted(names)

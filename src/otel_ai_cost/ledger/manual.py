@@ -27,29 +27,54 @@ A line with tokens and a model but no `cost_usd` is priced from the catalog, exa
 if the catalog has no price it is recorded as *unpriced* (its cost unknown, never zero). Unknown keys are an
 error (a misspelt `cost_usd` must not import as a free call).
 
-**All or nothing.** Every line is validated before anything is written; a bad line fails the whole file with
-`file:line: what is wrong`, and the valid records of a file are written in one store write.
+**Bounds** (a line beyond one is a `file:line:` error): a line is at most `MAX_LINE_CHARS` characters; an amount
+is plain decimal notation (no `1_000`, `NaN`, `Infinity`; `otel_ai_cost.decimal_text`); the amount, token counts,
+texts and timestamp are held to the ledger's record bounds (`otel_ai_cost.ledger.limits`: at most 10,000,000 USD
+per entry, 10**9 tokens per count, a time from 2000 to 2100, 200 characters per name, 2,000 for a note), and every
+record is checked against all of them (`limits.check_record`) before anything is written. JSON nested too
+deeply to read is an error of its line, not a crash.
+
+**What "the same entry" is.** `record` without `--date` records the entry on today's UTC day (00:00 UTC), not at
+the current instant: the same figure recorded twice on a day is one entry. The identity covers the day (or the
+instant given), the amount (by value: 45.230 is 45.23), provider, model, environment, source and note; any of
+them different makes another entry.
+
+**All or nothing, then in batches.** Every line is validated before anything is written; a bad line fails the
+whole file with `file:line: what is wrong`. The valid records are then written `IMPORT_BATCH` at a time, with
+progress reported after each batch. If the ledger becomes unavailable partway, `ImportInterrupted` says how many
+of how many records were written; re-running the same import is safe (the records already written are
+recognised by their identity and change nothing). A record the store itself refuses (`InvalidRecord`) is
+rejected alone with its line and reason, and the rest are stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import time as clock
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timezone
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from otel_ai_cost.contract import CostSource, PricingStatus, Record, RecordSource
+from otel_ai_cost.decimal_text import parse_decimal
+from otel_ai_cost.ledger import limits
 from otel_ai_cost.ledger.record import LedgerRecord
-from otel_ai_cost.ledger.store import LedgerStore
+from otel_ai_cost.ledger.store import InvalidRecord, LedgerStore, RetryBatch, StoreUnavailable
 from otel_ai_cost.when import NoTimezoneError, parse_when
 
 __all__ = [
+    "IMPORT_BATCH",
     "MANUAL_SERVICE",
     "MANUAL_SOURCES",
+    "MAX_ENTRY_AMOUNT",
+    "MAX_LINE_CHARS",
+    "MAX_TEXT_CHARS",
+    "MAX_TOKENS",
+    "ImportInterrupted",
     "ImportResult",
     "UsageFileError",
     "content_identity",
@@ -63,6 +88,22 @@ MANUAL_SOURCES = ("dashboard", "invoice", "subscription")
 MANUAL_SERVICE = "manual"  # the `service` of records that no instrumented service produced
 _IMPORT_SOURCE = "import"
 _MAX_PROBLEMS_SHOWN = 20
+IMPORT_BATCH = 500  # records per store write of an import: progress after each, and a failure loses no more
+MAX_LINE_CHARS = 65_536  # one usage.jsonl line
+MAX_ENTRY_AMOUNT = limits.MAX_AMOUNT_USD  # USD per entry (the ledger's bound per record)
+MAX_TOKENS = limits.MAX_TOKENS  # per token count of one line
+# Longest text per key of a usage.jsonl line (`record`'s options are the same fields): the bound of the record
+# field each key fills.
+MAX_TEXT_CHARS = {
+    "service": limits.TEXT_LIMITS[Record.PROVIDER],
+    "model": limits.TEXT_LIMITS[Record.REQUEST_MODEL],
+    "source": limits.TEXT_LIMITS[Record.COST_SOURCE],
+    "environment": limits.TEXT_LIMITS[Record.ENVIRONMENT],
+    "note": limits.TEXT_LIMITS[Record.NOTE],
+    "currency": len("USD"),
+}
+ProgressCallback = Callable[[int, int], None]  # (records done, records in the file)
+_SINGLE_RECORD_RETRIES = 3  # RetryBatch on a batch of one record: retries before the store counts as unavailable
 
 _TOKEN_KEYS = {
     "tokens_input": "input_tokens",
@@ -92,6 +133,24 @@ class UsageFileError(ValueError):
 class ImportResult:
     new: int  # records written now
     already_recorded: int  # records whose identity was already in the ledger (or repeated in the file)
+    rejected: tuple[tuple[int, str], ...] = ()  # (line, reason) of records the store refused (InvalidRecord)
+
+
+class ImportInterrupted(Exception):
+    """The ledger became unavailable partway through an import: `done` of `total` records were written (`new`
+    of them new) before it. Re-running the same import is safe: what was written changes nothing."""
+
+    def __init__(self, path: str, progress: ImportResult, total: int, cause: Exception) -> None:
+        self.path, self.total, self.cause = path, total, cause
+        self.new, self.already_recorded = progress.new, progress.already_recorded
+        self.rejected = progress.rejected
+        self.done = progress.new + progress.already_recorded + len(progress.rejected)
+        rejected = f", {len(self.rejected)} rejected" if self.rejected else ""
+        super().__init__(
+            f"{path}: stopped after {self.done} of {total} records ({self.new} new, {self.already_recorded} "
+            f"already recorded{rejected}): the ledger is unavailable: {cause}\n"
+            "re-running the same import is safe: the records already written are recognised and change nothing"
+        )
 
 
 def content_identity(record: LedgerRecord) -> tuple[str, str]:
@@ -121,7 +180,8 @@ def manual_record(
 ) -> LedgerRecord:
     """A manual entry (`record_source=manual`) with its content-derived identity.
 
-    `when`: a timezone-aware datetime, a day (recorded at 00:00 UTC), or their ISO text; default now (UTC).
+    `when`: a timezone-aware datetime, a day (recorded at 00:00 UTC), or their ISO text; default today's UTC day,
+    so that the same entry recorded twice on a day is one entry (see the module documentation).
     `environment`: default the current deployment environment. Raises ValueError with what is wrong.
     """
     if not provider.strip():
@@ -129,8 +189,8 @@ def manual_record(
     if source not in MANUAL_SOURCES:
         raise ValueError(f"source must be one of {', '.join(MANUAL_SOURCES)}, got {source!r}")
     value = _amount(amount)
-    timestamp = datetime.now(timezone.utc) if when is None else _when(when)
-    return _with_identity(
+    timestamp = limits.check_timestamp("date", _when(datetime.now(timezone.utc).date() if when is None else when))
+    entry = _with_identity(
         LedgerRecord(
             trace_id="",
             span_id="",
@@ -146,6 +206,8 @@ def manual_record(
             note=note,
         )
     )
+    limits.check_record(entry)  # OutOfBounds is a ValueError: the caller's "what is wrong"
+    return entry
 
 
 def parse_usage_lines(
@@ -153,24 +215,25 @@ def parse_usage_lines(
 ) -> list[LedgerRecord]:
     """Validates every line, then returns one record per non-blank line; raises `UsageFileError` listing
     every bad line (so nothing from a file with a bad line is ever half-imported)."""
+    return [record for _, record in _numbered_records(lines, path=path, environment=environment)]
+
+
+def _numbered_records(lines: Sequence[str], *, path: str, environment: str | None) -> list[tuple[int, LedgerRecord]]:
+    """(line number, record) per non-blank line, every line validated first (see `parse_usage_lines`)."""
     default_environment = environment or _current_environment()
-    parsed: list[tuple[int, dict[str, Any]]] = []
+    records: list[tuple[int, LedgerRecord]] = []
     problems: list[tuple[int, str]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            parsed.append((number, _validate(line, default_environment)))
-        except ValueError as exc:
+            record = _with_identity(_priced(_validate(line, default_environment)))
+            limits.check_record(record)  # every bound of the ledger, stated once, before anything is written
+            records.append((number, record))
+        except ValueError as exc:  # limits.OutOfBounds is one
             problems.append((number, str(exc)))
-    if problems:
-        raise UsageFileError(path, problems)
-    records = []
-    for number, fields in parsed:
-        try:
-            records.append(_with_identity(_priced(fields)))
-        except ValueError as exc:  # pragma: no cover - _validate checks what _priced needs
-            problems.append((number, str(exc)))
+        except Exception as exc:  # whatever one line does, it is that line's error, not a crash
+            problems.append((number, f"cannot read this line ({type(exc).__name__}: {exc})"))
     if problems:
         raise UsageFileError(path, problems)
     return records
@@ -178,20 +241,68 @@ def parse_usage_lines(
 
 def read_usage_file(path: str | Path, *, environment: str | None = None) -> list[LedgerRecord]:
     """The records of a `usage.jsonl` file (see the module documentation), all lines validated first."""
+    return [record for _, record in _read_numbered(path, environment=environment)]
+
+
+def _read_numbered(path: str | Path, *, environment: str | None) -> list[tuple[int, LedgerRecord]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise UsageFileError(str(path), [(text_line(exc), "not UTF-8 text")]) from exc
-    return parse_usage_lines(text.splitlines(), path=str(path), environment=environment)
+    return _numbered_records(text.splitlines(), path=str(path), environment=environment)
 
 
-def import_usage_file(store: LedgerStore, path: str | Path, *, environment: str | None = None) -> ImportResult:
-    """Imports a `usage.jsonl` file in one store write; importing it again changes nothing."""
-    records = read_usage_file(path, environment=environment)
-    if not records:
-        return ImportResult(0, 0)
-    result = store.write(records)
-    return ImportResult(new=result.written, already_recorded=result.duplicates)
+def import_usage_file(
+    store: LedgerStore,
+    path: str | Path,
+    *,
+    environment: str | None = None,
+    batch_size: int = IMPORT_BATCH,
+    on_progress: ProgressCallback | None = None,
+) -> ImportResult:
+    """Imports a `usage.jsonl` file, `batch_size` records per store write; importing it again changes nothing.
+
+    Raises `UsageFileError` (a bad line: nothing written) or `ImportInterrupted` (the ledger failed partway).
+    `on_progress(done, total)` is called after each batch. Records the store refuses are in `rejected`.
+    """
+    numbered = _read_numbered(path, environment=environment)
+    new = already = 0
+    rejected: list[tuple[int, str]] = []
+    for start in range(0, len(numbered), max(1, batch_size)):
+        batch = numbered[start : start + max(1, batch_size)]
+        try:
+            written, duplicates, refused = _write_batch(store, batch)
+        except StoreUnavailable as exc:
+            progress = ImportResult(new, already, tuple(rejected))
+            raise ImportInterrupted(str(path), progress, len(numbered), exc) from exc
+        new, already, rejected = new + written, already + duplicates, rejected + refused
+        if on_progress is not None:
+            on_progress(start + len(batch), len(numbered))
+    return ImportResult(new=new, already_recorded=already, rejected=tuple(rejected))
+
+
+def _write_batch(
+    store: LedgerStore, batch: Sequence[tuple[int, LedgerRecord]]
+) -> tuple[int, int, list[tuple[int, str]]]:
+    """(new, duplicates, rejected lines) of one batch, by the store error contract: a record the store can never
+    hold is found by halving and rejected alone; a batch to retry is retried in halves; StoreUnavailable rises."""
+    for attempt in range(_SINGLE_RECORD_RETRIES + 1):
+        try:
+            result = store.write([record for _, record in batch])
+            return result.written, result.duplicates, []
+        except InvalidRecord as exc:
+            if len(batch) == 1:
+                return 0, 0, [(batch[0][0], f"the ledger refused this record: {exc}")]
+            break
+        except RetryBatch as exc:
+            if len(batch) > 1:
+                break
+            if attempt == _SINGLE_RECORD_RETRIES:
+                raise StoreUnavailable(f"a write kept failing after {attempt + 1} attempts: {exc}") from exc
+            clock.sleep(0.05 * 2**attempt)
+    middle = len(batch) // 2
+    first, second = _write_batch(store, batch[:middle]), _write_batch(store, batch[middle:])
+    return first[0] + second[0], first[1] + second[1], first[2] + second[2]
 
 
 def text_line(exc: UnicodeDecodeError) -> int:
@@ -203,10 +314,14 @@ def text_line(exc: UnicodeDecodeError) -> int:
 
 
 def _validate(line: str, default_environment: str) -> dict[str, Any]:
+    if len(line) > MAX_LINE_CHARS:
+        raise ValueError(f"the line is longer than {MAX_LINE_CHARS:,} characters ({len(line):,})")
     try:
-        data = json.loads(line, parse_float=Decimal, parse_constant=_no_constant)
+        data = json.loads(line, parse_float=_json_float, parse_int=_json_int, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to be a usage line (JSON beyond the parser's recursion limit)") from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - _KNOWN_KEYS)
@@ -216,7 +331,7 @@ def _validate(line: str, default_environment: str) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if "timestamp" not in data:
         raise ValueError("missing 'timestamp'")
-    fields["timestamp"] = _when(data["timestamp"], key="timestamp")
+    fields["timestamp"] = limits.check_timestamp("timestamp", _when(data["timestamp"], key="timestamp"))
     fields["provider"] = _text(data, "service", required=True)
     fields["model"] = _text(data, "model")
     fields["source"] = _text(data, "source") or _IMPORT_SOURCE
@@ -230,7 +345,9 @@ def _validate(line: str, default_environment: str) -> dict[str, Any]:
         if key in data:
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+                raise ValueError(f"{key} must be a non-negative integer, got {_shown(value)}")
+            if value > MAX_TOKENS:
+                raise ValueError(f"{key} must be at most {MAX_TOKENS:,}, got {value}")
             if name in tokens:
                 raise ValueError(f"{key} repeats another key's token count")
             tokens[name] = value
@@ -284,24 +401,41 @@ def _text(data: Mapping[str, Any], key: str, *, required: bool = False) -> str:
             raise ValueError(f"missing {key!r}")
         return ""
     if not isinstance(value, str) or (required and not value.strip()):
-        raise ValueError(f"{key} must be a non-empty string, got {value!r}")
-    return value.strip()
+        raise ValueError(f"{key} must be a non-empty string, got {_shown(value)}")
+    return _bounded_text(key, value.strip())
+
+
+def _bounded_text(key: str, text: str) -> str:
+    limit = MAX_TEXT_CHARS[key]
+    if len(text) > limit:
+        raise ValueError(f"{key} is longer than {limit} characters ({len(text):,})")
+    return text
 
 
 def _amount(value: Any, *, key: str = "amount") -> Decimal:
-    """An exact, finite, non-negative amount: a Decimal, an int, or decimal text (never a binary float)."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError(f"{key} must be an exact decimal, got {value!r}")
+    """An exact, bounded, non-negative amount: a Decimal, an int, or decimal text (never a binary float), by
+    value, not spelling: 45.230 and 45.23 are the same entry (and the same identity)."""
+    return parse_decimal(value, maximum=MAX_ENTRY_AMOUNT, what=key)
+
+
+def _json_float(text: str) -> Decimal:
+    """A JSON number with a fraction or exponent, exactly (never through a binary float)."""
     try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"{key} must be a number, got {value!r}") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"{key} must be a finite, non-negative number, got {value!r}")
-    # By value, not spelling: 45.230 and 45.23 are the same entry (and the same identity). Enough precision
-    # that normalizing never rounds.
-    normalized = amount.normalize(Context(prec=len(amount.as_tuple().digits) + 2))
-    return normalized.quantize(Decimal(1)) if normalized.as_tuple().exponent > 0 else normalized  # type: ignore[operator]
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond what Decimal holds
+        raise ValueError(f"a number beyond every bound of a usage line: {_shown(text)}") from None
+
+
+def _json_int(text: str) -> int:
+    """A JSON integer; one of more digits than any bound here is refused before Python converts it."""
+    if len(text) > 40:
+        raise ValueError(f"a number of {len(text):,} digits, beyond every bound of a usage line")
+    return int(text)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _when(value: Any, *, key: str = "date") -> datetime:
@@ -312,13 +446,13 @@ def _when(value: Any, *, key: str = "date") -> datetime:
     if isinstance(value, date):
         return datetime.combine(value, time(0), tzinfo=timezone.utc)
     if not isinstance(value, str):
-        raise ValueError(f"{key} must be an ISO 8601 text, got {value!r}")
+        raise ValueError(f"{key} must be an ISO 8601 text, got {_shown(value)}")
     try:
         return parse_when(value, naive_is_utc=False)
     except NoTimezoneError:
-        raise ValueError(f"{key} must include a timezone (e.g. 2026-01-30T14:00:00Z), got {value!r}") from None
+        raise ValueError(f"{key} must include a timezone (e.g. 2026-01-30T14:00:00Z), got {_shown(value)}") from None
     except ValueError:
-        raise ValueError(f"{key} is not an ISO 8601 date or time: {value!r}") from None
+        raise ValueError(f"{key} is not an ISO 8601 date or time: {_shown(value)}") from None
 
 
 def _no_constant(name: str) -> Any:

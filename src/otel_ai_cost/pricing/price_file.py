@@ -23,6 +23,10 @@ tiers:                             # tier = multiplier x standard token rates, i
 defaults:                          # rates a provider's models lack, filled in (never creates a model)
   - {provider: anthropic, requests: {web_search: 10}}
 ```
+
+Every rate is at most `MAX_RATE` (USD per million tokens, per thousand calls or per minute), a multiplier at most
+`MAX_MULTIPLIER`, a long-context threshold at most 1,000,000,000 tokens; numbers are plain decimals (no `1_000`,
+`1e400`, `.inf`). A bad file fails with every problem listed, one `file:line: key.path: problem` per line.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from otel_ai_cost.pricing.tiers import STANDARD, TIERS
 from otel_ai_cost.pricing.yaml_nodes import NodeReader, PriceFileError
 
 __all__ = [
+    "MAX_MULTIPLIER",
+    "MAX_RATE",
     "Discount",
     "LongContextSpec",
     "ModelEntry",
@@ -57,6 +63,8 @@ __all__ = [
 ]
 
 _DATED = ("effective_from", "effective_until")
+MAX_RATE = Decimal(1_000_000)  # USD per unit of any rate: far above any real price, far below overflow
+MAX_MULTIPLIER = Decimal(100)  # a tier's multiplier of the standard rates
 # A cloud region name or glob: lower-case letters, digits and dashes, with `*`, `?` and `[...]` wildcards.
 _REGION = re.compile(r"[a-z*?\[][a-z0-9*?\[\]!-]*")
 _T = TypeVar("_T")
@@ -174,7 +182,7 @@ def parse_price_file(text: str, *, filename: str, source: str = "override", sha2
     top = reader.mapping(root, "", allowed=("version", "models", "discounts", "tiers", "defaults"))
     version = reader.string(top["version"], "version") if "version" in top else None
     parser = _Parser(reader)
-    return PriceFile(
+    price_file = PriceFile(
         path=filename,
         source=source,
         version=version,
@@ -184,6 +192,8 @@ def parse_price_file(text: str, *, filename: str, source: str = "override", sha2
         tiers=tuple(parser.items(top.get("tiers"), "tiers", parser.tier_rule)),
         defaults=tuple(parser.items(top.get("defaults"), "defaults", parser.provider_default)),
     )
+    reader.raise_problems()  # every entry was read: report all their problems at once
+    return price_file
 
 
 class _Parser:
@@ -195,7 +205,11 @@ class _Parser:
     def items(self, node: yaml.Node | None, path: str, build: Callable[[yaml.Node, str], _T]) -> list[_T]:
         if node is None:
             return []
-        return [build(item, f"{path}[{index}]") for index, item in enumerate(self.r.sequence(node, path))]
+        built: list[_T] = []
+        for index, item in enumerate(self.r.sequence(node, path)):
+            with self.r.recording():  # a bad entry is reported with the others, after the whole file is read
+                built.append(build(item, f"{path}[{index}]"))
+        return built
 
     def model(self, node: yaml.Node, path: str) -> ModelEntry:
         fields = self.r.mapping(
@@ -285,7 +299,7 @@ class _Parser:
         return TierRule(
             provider=self.r.string(fields["provider"], f"{path}.provider"),
             tier=self.r.choice(fields["tier"], f"{path}.tier", tuple(t for t in TIERS if t != STANDARD)),
-            multiplier=self.r.number(fields["multiplier"], f"{path}.multiplier"),
+            multiplier=self.r.number(fields["multiplier"], f"{path}.multiplier", maximum=MAX_MULTIPLIER),
             effective_from=effective_from,
             effective_until=effective_until,
             line=node.start_mark.line + 1,
@@ -309,7 +323,11 @@ class _Parser:
         if node is None:
             return MappingProxyType({})
         fields = self.r.mapping(node, path, allowed=classes)
-        return MappingProxyType({key: self.r.number(value, f"{path}.{key}") for key, value in fields.items()})
+        rates: dict[str, Decimal] = {}
+        for key, value in fields.items():
+            with self.r.recording():  # every bad rate of an entry is reported, not only the first
+                rates[key] = self.r.number(value, f"{path}.{key}", maximum=MAX_RATE)
+        return MappingProxyType(rates)
 
     def _dates(
         self, node: yaml.Node, fields: dict[str, yaml.Node], path: str

@@ -3,26 +3,46 @@
 We never let PyYAML construct Python values: numbers would become floats. Instead we walk the node tree
 (`yaml.compose`), read each scalar's source text and parse it ourselves (`Decimal`, `date`, ...), so every
 value keeps its exact decimal digits and every error can point at its line.
+
+Numbers are plain decimal notation (no `.inf`, `.nan`, `0x10`), bounded by each caller's maximum
+(`otel_ai_cost.decimal_text`); whole numbers are ASCII digits only, at most `MAX_WHOLE_NUMBER` unless told.
+Underscores group digits only where YAML itself reads a number (a plain `1_000` is the YAML integer 1000); in a
+quoted string (`"1_000"`) they are an error, as everywhere else an amount is read.
+A parser can report every problem of a file in one run: it reads each entry inside `recording()`, which keeps
+the entry's error and goes on, and calls `raise_problems()` at the end.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import NoReturn
 
 import yaml
 
+from otel_ai_cost.decimal_text import DecimalTextError, parse_decimal
 from otel_ai_cost.when import parse_when
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")  # YAML 1.1 numbers may group digits: 1_000
+DEFAULT_MAXIMUM = Decimal(1_000_000_000)  # of a number whose reader states no tighter bound
+MAX_WHOLE_NUMBER = 1_000_000_000
+MAX_PROBLEMS_SHOWN = 100  # of one file; the rest are counted
+_WHOLE = re.compile(r"\+?[0-9]+")
 
 
 class PriceFileError(ValueError):
-    """A price file that cannot be used; the message reads `file:line: key.path: problem`."""
+    """A price file that cannot be used; the message reads `file:line: key.path: problem`, one line per problem
+    (`problems`), then `file: N problems` when there is more than one."""
+
+    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems is not None else [message]
 
 
 class NodeReader:
@@ -30,6 +50,26 @@ class NodeReader:
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
+        self.problems: list[str] = []
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        """Runs the block; a `PriceFileError` inside is kept in `problems` (the block's result is then missing)."""
+        try:
+            yield
+        except PriceFileError as exc:
+            self.problems += exc.problems
+
+    def raise_problems(self) -> None:
+        """Raises one `PriceFileError` listing every problem recorded, if any."""
+        if not self.problems:
+            return
+        shown = self.problems[:MAX_PROBLEMS_SHOWN]
+        if len(self.problems) > MAX_PROBLEMS_SHOWN:
+            shown.append(f"{self.filename}: ... and {len(self.problems) - MAX_PROBLEMS_SHOWN} more")
+        if len(self.problems) > 1:
+            shown.append(f"{self.filename}: {len(self.problems)} problems")
+        raise PriceFileError("\n".join(shown), self.problems)
 
     def compose(self, text: str) -> yaml.Node | None:
         try:
@@ -102,19 +142,18 @@ class NodeReader:
             self.fail(node, path, f"expected one of {', '.join(choices)}, got {text!r}")
         return text
 
-    def number(self, node: yaml.Node, path: str) -> Decimal:
-        """A non-negative decimal, parsed from the scalar's own text (never through float)."""
+    def number(self, node: yaml.Node, path: str, *, maximum: Decimal = DEFAULT_MAXIMUM) -> Decimal:
+        """A non-negative decimal of at most `maximum`, parsed from the scalar's own text (never through float)."""
         expected = "a non-negative number"
         text = self.scalar_text(node, path, expected)
         if node.tag == _BOOL_TAG:
             self.fail(node, path, f"expected {expected}, got {text!r}")
         try:
-            value = Decimal(text.strip())
-        except InvalidOperation:
+            return parse_decimal(_ungrouped(node, text), maximum=maximum, what=path, normalize=False)
+        except DecimalTextError as exc:
+            if exc.out_of_range or "_" in text:  # a number, but beyond a bound or spelt with underscores: say so
+                self.fail(node, path, f"{exc.problem}, got {text!r}")
             self.fail(node, path, f"expected {expected}, got {text!r}")
-        if not value.is_finite() or value < 0:
-            self.fail(node, path, f"expected {expected}, got {text!r}")
-        return value
 
     def percent(self, node: yaml.Node, path: str) -> Decimal:
         value = self.number(node, path)
@@ -122,15 +161,15 @@ class NodeReader:
             self.fail(node, path, f"expected a percentage between 0 and 100, got {node.value!r}")
         return value
 
-    def positive_int(self, node: yaml.Node, path: str) -> int:
+    def positive_int(self, node: yaml.Node, path: str, *, maximum: int = MAX_WHOLE_NUMBER) -> int:
         text = self.scalar_text(node, path, "a positive whole number of tokens")
-        try:
-            value = int(text.strip())
-        except ValueError:
+        plain = _ungrouped(node, text).strip()
+        digits = plain.lstrip("+").lstrip("0")
+        if not _WHOLE.fullmatch(plain) or not digits:  # ASCII digits only: no 1_000, no 1e3, not 0
             self.fail(node, path, f"expected a positive whole number of tokens, got {text!r}")
-        if value <= 0:
-            self.fail(node, path, f"expected a positive whole number of tokens, got {text!r}")
-        return value
+        if len(digits) > len(str(maximum)) or int(digits) > maximum:  # int() of 5,000 digits would raise
+            self.fail(node, path, f"expected a positive whole number of at most {maximum:,}, got {text!r}")
+        return int(digits)
 
     def boolean(self, node: yaml.Node, path: str) -> bool:
         text = self.scalar_text(node, path, "true or false")
@@ -146,6 +185,12 @@ class NodeReader:
             return parse_when(text)
         except ValueError:
             self.fail(node, path, f"expected {expected}, got {text!r}")
+
+
+def _ungrouped(node: yaml.Node, text: str) -> str:
+    """The scalar's text without the digit-grouping underscores of a YAML number (`1_000`); a quoted string keeps
+    them (and is then refused)."""
+    return text.replace("_", "") if node.tag in _NUMBER_TAGS else text
 
 
 def _describe(node: yaml.Node) -> str:

@@ -1,7 +1,7 @@
 """A read never creates a ledger: a mistyped ledger URL is reported as missing, and nothing appears on disk.
 
-`report`, `jobs show` (and `open_store(url, create=False)`, which they use) say the ledger does not exist, naming
-the file or the table, and exit non-zero; writers (`record`, `ledger init`) still create it. SQLite through real
+`report`, `jobs show`, `budgets check` (and `open_store(url, create=False)`, which they use) say the ledger does not
+exist, naming the file or the table, and exit non-zero; writers (`record`, `ledger init`) still create it. SQLite through real
 files in `tmp_path`; DynamoDB through moto in server mode on loopback.
 """
 
@@ -22,7 +22,13 @@ from otel_ai_cost.ledger.open_store import LEDGER_ENV, LedgerConfigError, Ledger
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
 from otel_ai_cost.ledger.store import UsageQuery
 
-READ_COMMANDS = [["report"], ["report", "--format", "json"], ["jobs", "show", "job-42"]]
+BUDGETS_FILE = Path(__file__).resolve().parents[2] / "config" / "budgets.yaml"  # the project's own budgets
+READ_COMMANDS = [
+    (["report"], 1),
+    (["report", "--format", "json"], 1),
+    (["jobs", "show", "job-42"], 1),
+    (["budgets", "check", "--budgets", str(BUDGETS_FILE)], 2),  # budgets' exit code for a broken ledger
+]
 
 
 def _run(*args: str) -> Result:
@@ -32,11 +38,13 @@ def _run(*args: str) -> Result:
 # -- SQLite ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", READ_COMMANDS)
-def test_a_read_of_a_mistyped_sqlite_path_creates_nothing_and_says_so(tmp_path: Path, command: list[str]):
+@pytest.mark.parametrize(("command", "exit_code"), READ_COMMANDS)
+def test_a_read_of_a_mistyped_sqlite_path_creates_nothing_and_says_so(
+    tmp_path: Path, command: list[str], exit_code: int
+):
     typo = tmp_path / "typo" / "x.db"
     result = _run(*command, "--ledger", f"sqlite://{typo}")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == exit_code, result.output
     assert f"no ledger at {typo}: the file does not exist" in result.output
     assert "no calls recorded" not in result.output
     assert not typo.exists() and not typo.parent.exists()
@@ -124,11 +132,13 @@ def _tables(server: LoopbackDynamoDB) -> list[str]:
     return server.client().list_tables()["TableNames"]
 
 
-@pytest.mark.parametrize("command", READ_COMMANDS)
-def test_a_read_of_a_missing_dynamodb_table_creates_nothing_and_says_so(server: LoopbackDynamoDB, command: list[str]):
+@pytest.mark.parametrize(("command", "exit_code"), READ_COMMANDS)
+def test_a_read_of_a_missing_dynamodb_table_creates_nothing_and_says_so(
+    server: LoopbackDynamoDB, command: list[str], exit_code: int
+):
     url = f"dynamodb://ledger-typo?region={REGION}&endpoint_url={server.endpoint_url}"
     result = _run(*command, "--ledger", url)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == exit_code, result.output
     assert "no ledger table ledger-typo" in result.output and "does not exist" in result.output
     assert "otel-ai-cost ledger init" in result.output
     assert "ledger-typo" not in _tables(server)

@@ -128,7 +128,7 @@ def check(
         if prometheus:
             statuses = evaluate(config, prometheus_spend(prometheus), environment=environment, period=period)
         else:
-            with open_ledger(ledger) as store:
+            with open_ledger(ledger, create=False) as store:  # a read: a mistyped ledger is an error, never created
                 statuses = evaluate(config, ledger_spend(store, today), environment=environment, period=period)
     except PrometheusError as exc:
         raise BudgetError(str(exc)) from exc

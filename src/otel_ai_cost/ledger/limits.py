@@ -20,7 +20,9 @@ bounds keep each record far enough below that limit that no realistic ledger's s
   records at the bound, far beyond any real ledger. (A cap of 10**9 USD would overflow after 9,223 records.) At
   most `MAX_AMOUNT_DECIMAL_PLACES` = 30 decimal places (real prices need fewer than 15; 1E-1000 USD is garbage):
   every amount fits DynamoDB's 38 significant digits, and every sum of amounts is exact in the stores' bounded
-  decimal contexts (SQLite: 400 digits);
+  decimal contexts (SQLite: 400 digits). The DynamoDB store refuses amounts with more than 18 decimal places on
+  top of this: its running totals are numbers of 38 digits too, and more places would stop a month's total from
+  growing past 10**20 USD (`dynamodb_schema.MAX_AMOUNT_DECIMAL_PLACES`); real prices give fewer than 15;
 - web-search requests at most `MAX_WEB_SEARCH_REQUESTS` = 10**6 per call; `duration_ms` finite, at most 7 days;
 - `timestamp` from 2000-01-01 to 2100-01-01 UTC (a span start time of 2**63 ns, year 2262, is garbage, not a call);
 - text fields at most `MAX_NAME_CHARS` = 200 characters (a model, provider, service, environment, team, job or

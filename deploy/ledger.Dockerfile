@@ -31,5 +31,7 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=5 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:4319/healthz', timeout=4)"]
 
 # `ledger init` (the one-shot table creation) and `ledger serve` share this image; compose picks the command.
+# The default never listens without a token: it reads the file compose mounts (the stack's `init` generates it), and
+# without that file it refuses to start. Elsewhere, mount a token file there, or give --tokens-file (docs/ledger.md).
 ENTRYPOINT ["otel-ai-cost", "ledger"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "4319"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "4319", "--token-file", "/run/secrets/ledger/ledger-token"]

@@ -491,6 +491,21 @@ LEDGER_HTTP_REQUESTS = PrometheusMetric(
     "HTTP requests answered, by route and status code.",
     ("path", "code"),
 )
+LEDGER_CONNECTIONS_EVICTED = PrometheusMetric(
+    "ai_cost_ledger_connections_evicted_total",
+    "counter",
+    "Idle connections closed to make room for a new one at the connection caps (overall or per client).",
+)
+LEDGER_CONNECTIONS_TIMED_OUT = PrometheusMetric(
+    "ai_cost_ledger_connections_timed_out_total",
+    "counter",
+    "Connections closed past a deadline: a request head or body too slow, or a keep-alive connection idle too long.",
+)
+LEDGER_CONNECTIONS_REFUSED = PrometheusMetric(
+    "ai_cost_ledger_connections_refused_total",
+    "counter",
+    "Connections answered 503 at once: every slot busy, the reserved /healthz slots too.",
+)
 
 LEDGER_METRICS: tuple[PrometheusMetric, ...] = (
     LEDGER_SPEND,
@@ -509,4 +524,7 @@ LEDGER_METRICS: tuple[PrometheusMetric, ...] = (
     LEDGER_WRITE_FAILURES,
     LEDGER_WRITE_RETRIES,
     LEDGER_HTTP_REQUESTS,
+    LEDGER_CONNECTIONS_EVICTED,
+    LEDGER_CONNECTIONS_TIMED_OUT,
+    LEDGER_CONNECTIONS_REFUSED,
 )

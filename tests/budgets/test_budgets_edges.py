@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from otel_ai_cost.budgets.config import BudgetConfigError, parse_budgets
 from otel_ai_cost.cli.budgets import EXIT_ERROR, budgets
 from otel_ai_cost.contract import Env
+from otel_ai_cost.ledger.sqlite_store import SQLiteStore
 
 GOOD = "budgets:\n  daily:\n    production: 100.00\n"
 
@@ -109,6 +110,7 @@ def test_check_from_anywhere_uses_the_environment_variable(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     monkeypatch.setenv(Env.BUDGETS, str(project / "config" / "budgets.yaml"))
+    SQLiteStore(tmp_path / "usage.db").close()  # check only reads: the ledger must exist
     result = CliRunner().invoke(budgets, ["check", "--ledger", f"sqlite://{tmp_path / 'usage.db'}"])
     assert result.exit_code == 0, result.output
     assert "production/day" in result.stdout

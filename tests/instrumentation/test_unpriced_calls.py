@@ -13,6 +13,7 @@ from otel_ai_cost.ledger.from_span import record_from_span
 from otel_ai_cost.pricing.catalog import PriceCatalog
 from otel_ai_cost.pricing.model_price import ModelPrice
 from otel_ai_cost.stand_in import Scenario
+from otel_ai_cost.telemetry.errors import internal_error_counts, reset_internal_errors
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -29,19 +30,21 @@ def _boom(*args, **kwargs):
 @pytest.mark.parametrize("target", [(PriceCatalog, "quote"), (ModelPrice, "cost")])
 def test_a_pricing_failure_still_reaches_the_ledger_marked(target, client, stand_in, telemetry, monkeypatch):
     monkeypatch.setattr(*target, _boom)
+    reset_internal_errors()
     stand_in.push(Scenario(prompt_tokens=10, completion_tokens=3, text="fine"))
     response = client.chat.completions.create(model="gpt-4o-mini", messages=MSGS)
     assert response.choices[0].message.content == "fine"
 
     attributes = telemetry.span().attributes
     assert attributes[Cost.PRICING_STATUS] == PricingStatus.UNPRICED.value
-    # The catalog catches failures inside a price itself and answers a plain unpriced quote (no reason of its own).
-    expected_reason = PricingReason.PRICING_ERROR if target[0] is PriceCatalog else PricingReason.NO_PRICE
-    assert attributes[Cost.PRICING_REASON] == expected_reason.value
+    # A failure inside a price (caught by the catalog) is as much a pricing error as one in the catalog itself:
+    # the model has a price, so "no_price" would send the reader looking for a price file that is fine.
+    assert attributes[Cost.PRICING_REASON] == PricingReason.PRICING_ERROR.value
     assert Cost.AMOUNT not in attributes
     record = record_from_span(telemetry.span())
     assert record is not None and record.pricing_status == PricingStatus.UNPRICED.value
     assert record.input_tokens == 10  # the usage itself was fine, and is kept
+    assert sum(internal_error_counts().values()) == 1  # counted (ai_cost.instrumentation.errors), once
 
 
 def test_a_failure_after_pricing_still_marks_the_span(client, stand_in, telemetry, monkeypatch):

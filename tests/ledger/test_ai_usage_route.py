@@ -20,6 +20,7 @@ from otel_ai_cost.ledger.sqlite_store import SQLiteStore
 NOW = datetime(2026, 11, 22, 18, tzinfo=timezone.utc)
 T1 = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
 T2 = datetime(2026, 11, 21, 14, 0, tzinfo=timezone.utc)
+NOTE = "1 call(s) of unknown cost: cost_usd is a lower bound"  # on a group that includes the unpriced call
 
 
 def record(n: int, timestamp: datetime, **fields: Any) -> LedgerRecord:
@@ -63,7 +64,7 @@ def test_the_seeds_query_answers_per_provider_in_the_legacy_shape(service):
     # openai only: 0.00027 + 0.1 + 0.00001 (+ one unpriced call, unknown, never $0)
     assert summary["total_cost_usd"] == "0.10028"
     assert summary["total_api_calls"] == 4
-    assert summary["unpriced_calls"] == 1
+    assert summary["unpriced_calls"] == summary["unknown_cost_calls"] == 1
     assert summary["total_tokens"] == 1200 * 3 + 1000
     assert summary["average_cost_per_call"] == "0.033426666667"  # over the 3 priced calls, 12 places
     assert summary["date_range"] == {"start": "2026-11-01", "end": "2026-11-22"}
@@ -72,9 +73,9 @@ def test_the_seeds_query_answers_per_provider_in_the_legacy_shape(service):
     by_day = document["aggregations"]["by_day"]
     assert by_day == {
         "2026-11-20": {"cost_usd": "0.10027", "tokens": 2400, "api_calls": 2, "unpriced_calls": 0,
-                       "services": ["openai"]},
+                       "unknown_cost_calls": 0, "services": ["openai"]},
         "2026-11-21": {"cost_usd": "0.00001", "tokens": 2200, "api_calls": 2, "unpriced_calls": 1,
-                       "services": ["openai"]},
+                       "unknown_cost_calls": 1, "services": ["openai"], "note": NOTE},
     }  # fmt: skip
     openai = document["aggregations"]["by_service"]["openai"]
     assert openai["cost_usd"] == "0.10028"
@@ -94,15 +95,15 @@ def test_by_model_operation_and_hour(service):
     document = ai_usage(service, aggregation="model,operation,hour").json()
     aggregations = document["aggregations"]
     assert aggregations["by_model"]["claude-haiku-4-5"] == {
-        "cost_usd": "0.002", "tokens": 1200, "api_calls": 1, "unpriced_calls": 0, "service": "anthropic",
-        "average_tokens_per_call": "1200.00",
+        "cost_usd": "0.002", "tokens": 1200, "api_calls": 1, "unpriced_calls": 0, "unknown_cost_calls": 0,
+        "service": "anthropic", "average_tokens_per_call": "1200.00",
     }  # fmt: skip
     assert aggregations["by_operation"]["embeddings"]["cost_usd"] == "0.00001"
     assert aggregations["by_operation"]["chat"]["services"] == ["anthropic", "openai"]
     assert aggregations["by_hour"] == {
-        "09": {"cost_usd": "0.10027", "api_calls": 2, "unpriced_calls": 0},
-        "10": {"cost_usd": "0.002", "api_calls": 1, "unpriced_calls": 0},
-        "14": {"cost_usd": "0.00001", "api_calls": 2, "unpriced_calls": 1},
+        "09": {"cost_usd": "0.10027", "api_calls": 2, "unpriced_calls": 0, "unknown_cost_calls": 0},
+        "10": {"cost_usd": "0.002", "api_calls": 1, "unpriced_calls": 0, "unknown_cost_calls": 0},
+        "14": {"cost_usd": "0.00001", "api_calls": 2, "unpriced_calls": 1, "unknown_cost_calls": 1, "note": NOTE},
     }
     # The default range is the last 30 days: September's record is out.
     assert document["summary"]["total_cost_usd"] == "0.10228"

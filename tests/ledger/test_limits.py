@@ -21,6 +21,7 @@ from otel_ai_cost.ledger.from_span import InvalidSpan, record_from_attributes
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
 from otel_ai_cost.ledger.store import InvalidRecord, RetryBatch, UsageQuery
+from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
 
 MakeRecord = Callable[..., LedgerRecord]  # the `make_record` fixture of conftest.py
 INT64_MAX = 2**63 - 1
@@ -251,7 +252,10 @@ def _insert_raw(store: SQLiteStore, record: Any) -> None:
         conn.execute(sqlite_module._INSERT, row)
         key = [row[sqlite_module._ROW_INDEX[name]] for name in sqlite_module._DAILY_KEY]
         measures = [1, 0, row[sqlite_module._ROW_INDEX["amount_micro"]], row[sqlite_module._ROW_INDEX["amount_pico"]]]
-        measures += [getattr(record, name) for name in sqlite_module._DAILY_MEASURES[4:]]
+        measures += [
+            int(is_cost_unknown(record)) if name == "unknown_cost_calls" else getattr(record, name)
+            for name in sqlite_module._DAILY_MEASURES[4:]
+        ]
         columns = [*sqlite_module._DAILY_KEY, "model", *sqlite_module._DAILY_MEASURES]
         conn.execute(  # the rollup upsert of version 2, whose `+` let a sum overflow into a float
             f"INSERT INTO daily ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "

@@ -1,8 +1,8 @@
 """A read never creates a ledger: a mistyped ledger URL is reported as missing, and nothing appears on disk.
 
 `report`, `jobs show`, `budgets check` (and `open_store(url, create=False)`, which they use) say the ledger does not
-exist, naming the file or the table, and exit non-zero; writers (`record`, `ledger init`) still create it. SQLite through real
-files in `tmp_path`; DynamoDB through moto in server mode on loopback.
+exist, naming the file or the table, and exit non-zero; writers (`record`, `ledger init`) still create it. SQLite
+through real files in `tmp_path`; DynamoDB through moto in server mode on loopback.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -115,7 +114,7 @@ def test_jobs_show_marks_the_known_part_of_a_stream_closed_early_as_a_lower_boun
     assert "!! 1 call(s) ended before their usage was reported (a stream closed early)" in result.output
 
 
-# -- report: the stores' aggregates count unpriced calls (see `AggregateRow.unpriced_calls`) ---------------------
+# -- report: the stores' aggregates count every call of unknown cost (`AggregateRow.unknown_cost_calls`) ----------
 
 
 def test_report_marks_every_total_that_includes_calls_of_unknown_cost(ledger: str):
@@ -123,21 +122,27 @@ def test_report_marks_every_total_that_includes_calls_of_unknown_cost(ledger: st
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     acme = next(line for line in lines if line.startswith("acme-llm-7b"))
+    gpt = next(line for line in lines if line.startswith("gpt-4o-mini"))
     total = next(line for line in lines if line.startswith("total"))
     assert acme.split()[:3] == ["acme-llm-7b", "1", "1"] and " ? " in acme  # nothing known: "?", never 0.00
-    assert total.split()[:3] == ["total", "4", "1"] and f">= {PRICED}" in total
-    assert "!! 1 call(s) of unknown cost: the amounts marked >= are lower bounds" in result.output
+    # The stream closed before its usage arrived is counted too (the 429 is not: it cost nothing).
+    assert gpt.split()[:3] == ["gpt-4o-mini", "3", "1"] and f">= {PRICED}" in gpt
+    assert total.split()[:3] == ["total", "4", "2"] and f">= {PRICED}" in total
+    assert "!! 2 call(s) of unknown cost: the amounts marked >= are lower bounds" in result.output
+    assert "!! 1 call(s) ended before their usage was reported" in result.output
 
 
 def test_report_json_and_csv_count_the_calls_of_unknown_cost(ledger: str):
     document = json.loads(_run("report", "--by", "model", "--format", "json", "--ledger", ledger).output)
     by_model = {row["model"]: row for row in document["rows"]}
     assert by_model["acme-llm-7b"]["unknown_cost_calls"] == 1
-    assert document["total"]["unknown_cost_calls"] >= 1
+    assert by_model["gpt-4o-mini"]["unknown_cost_calls"] == 1  # the partial stream
+    assert document["total"]["unknown_cost_calls"] == 2
     assert document["total"]["amount"] == PRICED
     csv_text = _run("report", "--by", "model", "--format", "csv", "--ledger", ledger).output
     rows = {row["model"]: row for row in csv.DictReader(io.StringIO(csv_text))}
     assert rows["acme-llm-7b"]["unknown_cost_calls"] == "1", csv_text
+    assert rows["gpt-4o-mini"]["unknown_cost_calls"] == "1", csv_text
 
 
 def test_report_of_known_costs_only_is_not_marked(ledger_path: Path, make_record):
@@ -148,16 +153,9 @@ def test_report_of_known_costs_only_is_not_marked(ledger_path: Path, make_record
     assert ">=" not in result.output and "?" not in result.output and "!!" not in result.output
 
 
-@dataclass(frozen=True, slots=True)
-class _CountingRow(AggregateRow):
-    """An aggregate row of a store that counts every call of unknown cost (what the stores are asked to add)."""
-
-    unknown_cost_calls: int = 0
-
-
-def test_report_uses_the_stores_count_of_unknown_cost_when_it_has_one():
+def test_report_uses_the_stores_count_of_unknown_cost():
     # A priced call and a partial stream: no unpriced call, yet the total is a lower bound.
-    row = _CountingRow((("model", "gpt-4o-mini"),), Decimal("0.5"), 2, 0, 10, 2, 0, 0, 0, unknown_cost_calls=1)
+    row = AggregateRow((("model", "gpt-4o-mini"),), Decimal("0.5"), 2, 0, 10, 2, 0, 0, 0, unknown_cost_calls=1)
     table = render_report([row], ["model"], "table")
     assert ">= 0.50" in table and "1 call(s) of unknown cost" in table
     document = json.loads(render_report([row], ["model"], "json"))

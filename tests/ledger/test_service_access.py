@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -283,3 +284,18 @@ def test_serve_refuses_a_bad_tokens_file_naming_the_line(tmp_path):
     )
     assert result.exit_code != 0
     assert f"{tokens}:3: tokens[0].sha256" in result.output
+
+
+def test_a_read_merged_across_environments_keeps_the_calls_of_unknown_cost(scoped, store):
+    # A stream closed before its usage arrived, in each of the token's two environments: merging the two
+    # environments' groups must not lose them (they are no "unpriced" calls, so only their own count shows them).
+    partial = {"pricing_status": "no_usage", "outcome": "partial"}
+    streams = [
+        replace(record(n, environment, "0", **partial), amount=None) for n, environment in ((1, "cicd"), (2, "staging"))
+    ]
+    store.write([*streams, record(3, "cicd", "1.5")])
+    answer = requests.get(
+        f"{scoped.url}/v1/usage", params={"aggregation": "provider"}, headers=bearer(CI_TOKEN), timeout=5
+    ).json()
+    assert answer["summary"]["unknown_cost_calls"] == 2
+    assert [row["unknown_cost_calls"] for row in answer["rows"]] == [2]

@@ -72,6 +72,7 @@ def test_aggregation_by_day_and_service_is_exact(service):
         "currency": "USD",
         "calls": 2,
         "unpriced_calls": 0,
+        "unknown_cost_calls": 0,
         "input_tokens": 2000,
         "output_tokens": 400,
         "cache_read_input_tokens": 0,
@@ -79,6 +80,8 @@ def test_aggregation_by_day_and_service_is_exact(service):
         "reasoning_output_tokens": 0,
     }
     assert rows[("2026-11-21", "billing")]["unpriced_calls"] == 1
+    assert rows[("2026-11-21", "billing")]["unknown_cost_calls"] == 1  # unpriced: unknown, not $0
+    assert "lower bound" in rows[("2026-11-21", "billing")]["note"] and "note" not in billing
     assert rows[("2026-11-21", "billing")]["amount"] == "0"
     assert document["summary"]["amount"] == "0.10054"  # the staging record is not there: one environment only
     assert document["summary"]["calls"] == 4

@@ -159,6 +159,7 @@ def serve(
         body_timeout_s=body_timeout,
         idle_timeout_s=idle_timeout,
         max_buffered_body_bytes=None if max_buffered_mib is None else int(max_buffered_mib * 1024 * 1024),
+        warn_open_binding=False,  # printed here instead, before the ledger is opened, and not logged a second time
     )
     warning = open_binding_warning(host, config.access_tokens is not None)
     if warning:

@@ -98,6 +98,7 @@ from otel_ai_cost.ledger.store import (
     UsageQuery,
     WriteResult,
 )
+from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
 
 logger = logging.getLogger("otel_ai_cost.ledger")
 
@@ -291,6 +292,7 @@ class _Sums:
     amount: Decimal = Decimal(0)
     calls: int = 0
     unpriced_calls: int = 0
+    unknown_cost_calls: int = 0  # `is_cost_unknown`: the unpriced calls and every other call of unknown cost
     tokens: list[int] = field(default_factory=lambda: [0] * len(_TOKEN_FIELDS))
     computed_difference: Decimal | None = None  # computed minus reported, over provider-reported calls with both
 
@@ -302,13 +304,15 @@ class _Sums:
             self.computed_difference = EXACT.add(self.computed_difference or Decimal(0), difference)
         self.calls += 1
         self.unpriced_calls += record.pricing_status == PricingStatus.UNPRICED.value
+        self.unknown_cost_calls += is_cost_unknown(record)
         for i, value in enumerate(_record_tokens(record)):
             self.tokens[i] += value
 
     def row(self, group: tuple[tuple[str, str], ...]) -> AggregateRow:
         difference = self.computed_difference
         computed = None if difference is None else _plain(EXACT.add(self.amount, difference))
-        return AggregateRow(group, _plain(self.amount), self.calls, self.unpriced_calls, *self.tokens, computed)
+        return AggregateRow(group, _plain(self.amount), self.calls, self.unpriced_calls, *self.tokens, computed,
+                            unknown_cost_calls=self.unknown_cost_calls)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -642,16 +646,17 @@ class DynamoDBStore:
 
     def _totals_update(self, pk: str, sk: str, delta: _Delta) -> dict[str, Any]:
         names = {"#environment": "environment", "#period": "period", "#amount": "amount", "#calls": "calls",
-                 "#unpriced": "unpriced_calls"}  # fmt: skip
+                 "#unpriced": "unpriced_calls", "#unknown": "unknown_cost_calls"}  # fmt: skip
         values: dict[str, Any] = {
             ":environment": {"S": delta.environment},
             ":period": {"S": delta.period},
             ":amount": {"N": number_text(delta.amount, where="total amount")},
             ":calls": {"N": str(delta.calls)},
             ":unpriced": {"N": str(delta.unpriced_calls)},
+            ":unknown": {"N": str(delta.unknown_cost_calls)},
         }
         sets = ["#environment = :environment", "#period = :period"]
-        adds = ["#amount :amount", "#calls :calls", "#unpriced :unpriced"]
+        adds = ["#amount :amount", "#calls :calls", "#unpriced :unpriced", "#unknown :unknown"]
         for i, (name, value) in enumerate(delta.labels):
             names[f"#l{i}"] = name
             values[f":l{i}"] = {"S": value}
@@ -834,7 +839,7 @@ class DynamoDBStore:
         shards = self._shards_of(environment)
         reads = [_Read(None, totals_partition(environment, period, shard)) for shard in range(shards)]
         reads = [read for read in reads if len(read.partition.encode()) <= MAX_PARTITION_KEY_BYTES]
-        amount, calls, unpriced = Decimal(0), 0, 0
+        amount, calls, unpriced, unknown = Decimal(0), 0, 0, 0
         by_provider_model: dict[tuple[str, str], Decimal] = {}
         by_team: dict[str, Decimal] = {}
         by_operation_type: dict[str, Decimal] = {}
@@ -845,6 +850,7 @@ class DynamoDBStore:
                     amount = EXACT.add(amount, value)
                     calls += int(item["calls"]["N"])
                     unpriced += int(item["unpriced_calls"]["N"])
+                    unknown += _unknown_cost_calls(item)
                 elif "provider" in item:
                     key = (item["provider"]["S"], item["model"]["S"])
                     by_provider_model[key] = EXACT.add(by_provider_model.get(key, Decimal(0)), value)
@@ -865,6 +871,7 @@ class DynamoDBStore:
             by_provider_model=_plain_sums(by_provider_model),
             by_team=_plain_sums(by_team),
             by_operation_type=_plain_sums(by_operation_type),
+            unknown_cost_calls=unknown,
         )
 
     def _shards_of(self, environment: str) -> int:
@@ -1101,6 +1108,7 @@ def _total_item(pk: str, sk: str, delta: _Delta) -> dict[str, Any]:
         "amount": {"N": number_text(delta.amount, where="total amount")},
         "calls": {"N": str(delta.calls)},
         "unpriced_calls": {"N": str(delta.unpriced_calls)},
+        "unknown_cost_calls": {"N": str(delta.unknown_cost_calls)},
     }
     for name, value in delta.labels:
         item[name] = {"S": value}
@@ -1113,6 +1121,15 @@ def _total_item(pk: str, sk: str, delta: _Delta) -> dict[str, Any]:
 _CONTENT = (Record.AMOUNT, Record.COMPUTED_AMOUNT, *limits.COUNT_LIMITS, Record.PRICING_STATUS)
 _conflict_lock = threading.Lock()
 _conflict_logged = False
+
+
+def _unknown_cost_calls(item: Mapping[str, Any]) -> int:
+    """The calls of unknown cost of a running-total item. An item an older version wrote has no such count, or one
+    that began when this version first added to it; its unpriced calls are unknown too, so the larger of the two is
+    a lower bound (exact for an item this version wrote whole). `rebuild_totals` makes a month's items exact."""
+    unpriced = int(item["unpriced_calls"]["N"])
+    counted = item.get("unknown_cost_calls")
+    return unpriced if counted is None else max(unpriced, int(counted["N"]))
 
 
 def _same_content(stored: LedgerRecord, new: LedgerRecord) -> bool:

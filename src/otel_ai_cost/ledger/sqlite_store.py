@@ -41,15 +41,20 @@ insert, and only for records actually inserted, so they never double count:
 
 - `totals`: per environment, period (UTC day `YYYY-MM-DD` and month `YYYY-MM`), provider and model, the exact
   amount, the calls and the unpriced calls. `totals()` reads a handful of its rows instead of scanning records.
-- `daily`: the sums of `aggregate()` (calls, unpriced calls, amount, tokens) per UTC day, environment, service,
+- `daily`: the sums of `aggregate()` (calls, unpriced calls, calls of unknown cost, amount, tokens) per UTC day,
+  environment, service,
   provider, requested and responded model, operation, operation type and team. `aggregate()` answers from it
   whenever the query filters and groups on those fields only (the usual report: by day, month, environment,
   provider, model, team...), so a report reads one row per group and day however many records there are. Queries
   by job, batch, CI run or trace id read the records themselves, through their indexes.
 
 **Schema.** Versioned with `PRAGMA user_version` (`SCHEMA_VERSION`); created on open, an older file migrated on
-open (`_MIGRATIONS`; version 2 added `computed_amount`). A file written by a newer version is refused rather than
-misread.
+open (`_MIGRATIONS`; version 2 added `computed_amount`, version 3 the rollup's `unknown_cost_calls`, counted from
+the records already stored in one pass over them). A file written by a newer version is refused rather than misread.
+
+**Calls of unknown cost.** `otel_ai_cost.ledger.unknown_cost` says which calls have an unknown cost; SQL counts them
+with the same rule written as SQL (`UNKNOWN_COST_SQL`, held equal to the Python rule by the tests), in the rollup,
+in `aggregate()` over the records, in `totals()` (from the rollup) and in the version 3 backfill.
 """
 
 from __future__ import annotations
@@ -81,12 +86,13 @@ from otel_ai_cost.ledger.store import (
     UsageQuery,
     WriteResult,
 )
+from otel_ai_cost.ledger.unknown_cost import UNKNOWN_COST_SQL, is_cost_unknown
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError", "exact_sum", "split_amount"]
 
 logger = logging.getLogger("otel_ai_cost.ledger")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Decimal arithmetic that can never round silently: an inexact result raises instead.
 EXACT = Context(prec=400, traps=[InvalidOperation, Overflow, Inexact, Rounded])
@@ -113,6 +119,10 @@ def _column_type(name: str) -> str:
         return "REAL"  # duration_ms only: never money
     return "TEXT"
 
+
+# The daily rollup's key (see `_DAILY_KEY`), for the migrations.
+_DAILY_KEY_V1 = ("day", "environment", "service", "provider", "request_model", "response_model", "operation",
+                 "operation_type", "team")  # fmt: skip
 
 _REQUIRED = {Record.TRACE_ID, Record.SPAN_ID, Record.TIMESTAMP, Record.DAY, Record.ENVIRONMENT, "model"}
 
@@ -172,7 +182,21 @@ _SCHEMA_V2 = [
     "ALTER TABLE records ADD COLUMN computed_amount TEXT",
     "CREATE INDEX IF NOT EXISTS records_computed_day ON records (day) WHERE computed_amount IS NOT NULL",
 ]
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}  # version -> statements from version-1 to it
+# Version 3: the daily rollup counts the calls of unknown cost (`otel_ai_cost.ledger.unknown_cost`), not only the
+# unpriced ones; the rows already there are counted from their records, with the same rule, in one GROUP BY into a
+# temporary table keyed like the rollup (a lookup per rollup row; no `UPDATE ... FROM`, which older SQLite lacks).
+_BACKFILL_KEY = ", ".join(_DAILY_KEY_V1)
+_SCHEMA_V3 = [
+    "ALTER TABLE daily ADD COLUMN unknown_cost_calls INTEGER NOT NULL DEFAULT 0",
+    f"CREATE TEMP TABLE unknown_cost_backfill ({_BACKFILL_KEY}, n INTEGER NOT NULL, PRIMARY KEY ({_BACKFILL_KEY}))",
+    f"INSERT INTO temp.unknown_cost_backfill SELECT {_BACKFILL_KEY}, SUM({UNKNOWN_COST_SQL}) FROM records "
+    f"GROUP BY {_BACKFILL_KEY}",
+    "UPDATE daily SET unknown_cost_calls = COALESCE((SELECT n FROM temp.unknown_cost_backfill AS counted WHERE "
+    + " AND ".join(f"counted.{name} = daily.{name}" for name in _DAILY_KEY_V1)
+    + "), 0)",
+    "DROP TABLE temp.unknown_cost_backfill",
+]
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}  # version -> statements to it
 
 _INSERT = (
     f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -185,11 +209,10 @@ _GROUP_EXPRESSIONS["month"] = "substr(day, 1, 7)"
 
 # The daily rollup: its key (`model` is derived from the two model columns, so it is not part of the key), and
 # which groupings and filters it can answer.
-_DAILY_KEY = ("day", "environment", "service", "provider", "request_model", "response_model", "operation",
-              "operation_type", "team")  # fmt: skip
+_DAILY_KEY = _DAILY_KEY_V1
 _DAILY_MEASURES = ("calls", "unpriced_calls", "amount_micro", "amount_pico", "input_tokens", "output_tokens",
                    "cache_read_input_tokens", "cache_write_5m_input_tokens", "cache_write_1h_input_tokens",
-                   "reasoning_output_tokens")  # fmt: skip
+                   "reasoning_output_tokens", "unknown_cost_calls")  # fmt: skip
 _DAILY_GROUPS = frozenset({"day", "month", "environment", "service", "provider", "model", "operation", "operation_type",
                            "team"})  # fmt: skip
 _UPSERT_DAILY = (
@@ -479,7 +502,9 @@ class SQLiteStore:
             labels = tuple(
                 (name, "" if value is None else str(value)) for name, value in zip(group_by, group, strict=True)
             )
-            calls, micro, pico, _, unpriced, tin, tout, tcr, tcw5, tcw1, treason = (v or 0 for v in row[len(keys) :])
+            calls, micro, pico, _, unpriced, tin, tout, tcr, tcw5, tcw1, treason, unknown = (
+                v or 0 for v in row[len(keys) :]
+            )
             if not calls:
                 continue
             amount = exact_sum(micro, pico, residuals.get(group, ()))
@@ -496,6 +521,7 @@ class SQLiteStore:
                     cache_write_input_tokens=tcw5 + tcw1,
                     reasoning_output_tokens=treason,
                     computed_amount=None if difference is None else _plain(EXACT.add(amount, difference)),
+                    unknown_cost_calls=unknown,
                 )
             )
         return out
@@ -504,15 +530,16 @@ class SQLiteStore:
         """The running totals of one environment for a UTC day (`2026-11-22`) or month (`2026-11`).
 
         Reads the few rows of the `totals` table (one per provider/model): no scan of records. The spend per
-        team and per operation type comes from the daily rollup: a GROUP BY over the period's rollup rows (at most
-        31 days of them), in the same read transaction, so every figure is of the same moment.
+        team and per operation type, and the calls of unknown cost, come from the daily rollup: a GROUP BY over
+        the period's rollup rows (at most 31 days of them), in the same read transaction, so every figure is of
+        the same moment.
         """
         if not (_DAY_PERIOD.match(period) or _MONTH_PERIOD.match(period)):
             raise ValueError(f"period must be a UTC day YYYY-MM-DD or a month YYYY-MM, got {period!r}")
         days = (period, period) if _DAY_PERIOD.match(period) else (f"{period}-01", f"{period}-31")
         with self._lock:
             self._check_open()
-            self._conn.execute("BEGIN")  # one snapshot for the three reads
+            self._conn.execute("BEGIN")  # one snapshot for every read
             try:
                 rows = self._conn.execute(
                     "SELECT provider, model, amount, calls, unpriced_calls FROM totals "
@@ -521,6 +548,7 @@ class SQLiteStore:
                 ).fetchall()
                 by_team = _spend_by(self._conn, Record.TEAM, environment, days)
                 by_operation_type = _spend_by(self._conn, Record.OPERATION_TYPE, environment, days)
+                unknown = _unknown_cost_calls(self._conn, environment, days)
             finally:
                 self._conn.execute("COMMIT")
         amount = Decimal(0)
@@ -538,6 +566,7 @@ class SQLiteStore:
             by_provider_model=by_provider_model,
             by_team=by_team,
             by_operation_type=by_operation_type,
+            unknown_cost_calls=unknown,
         )
 
     def close(self) -> None:
@@ -571,6 +600,7 @@ _SUMS = (
     "SUM(cache_write_5m_input_tokens)",
     "SUM(cache_write_1h_input_tokens)",  # added in Python: a `+` in SQL may overflow into a float
     "SUM(reasoning_output_tokens)",
+    f"SUM({UNKNOWN_COST_SQL})",
 )
 
 
@@ -591,6 +621,7 @@ _DAILY_SUMS = (
     "SUM(cache_write_5m_input_tokens)",
     "SUM(cache_write_1h_input_tokens)",  # added in Python: a `+` in SQL may overflow into a float
     "SUM(reasoning_output_tokens)",
+    "SUM(unknown_cost_calls)",
 )
 
 
@@ -856,6 +887,18 @@ def _spend_by(conn: sqlite3.Connection, column: str, environment: str, days: tup
 
 
 _SPEND_SUMS = ("SUM(amount_micro)", "SUM(amount_pico)", "COUNT(amount_residual)")
+_UNKNOWN_SUMS = ("SUM(unknown_cost_calls)",)
+
+
+def _unknown_cost_calls(conn: sqlite3.Connection, environment: str, days: tuple[str, str]) -> int:
+    """The calls of unknown cost over a range of days of one environment, from the daily rollup (summed in 32-bit
+    halves: no SUM can overflow)."""
+    row = conn.execute(
+        f"SELECT {', '.join(_split_sums(_UNKNOWN_SUMS))} FROM daily WHERE day >= ? AND day <= ? AND environment = ?",
+        (*days, environment),
+    ).fetchone()
+    (unknown,) = _join_halves(_UNKNOWN_SUMS, row)
+    return unknown or 0
 
 
 def _add_to_daily(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord, tuple[Any, ...]]]) -> None:
@@ -868,7 +911,7 @@ def _add_to_daily(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord,
         key = tuple(row[_ROW_INDEX[name]] for name in _DAILY_KEY)
         delta = deltas.get(key)
         if delta is None:
-            delta = deltas[key] = [row[_ROW_INDEX["model"]], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+            delta = deltas[key] = [row[_ROW_INDEX["model"]], *(0 for _ in _DAILY_MEASURES)]
         delta[1] += 1
         delta[2] += record.pricing_status == unpriced_status
         delta[3] += row[_ROW_INDEX["amount_micro"]] or 0
@@ -879,6 +922,7 @@ def _add_to_daily(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord,
         delta[8] += record.cache_write_5m_input_tokens
         delta[9] += record.cache_write_1h_input_tokens
         delta[10] += record.reasoning_output_tokens
+        delta[11] += is_cost_unknown(record)
         residual = row[_ROW_INDEX["amount_residual"]]
         if residual is not None:
             residuals[key] = EXACT.add(residuals.get(key, Decimal(0)), Decimal(residual))

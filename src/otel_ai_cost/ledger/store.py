@@ -83,6 +83,12 @@ class Totals:
     # scoped /metrics gauges read these in a bounded number of reads, whatever the number of records.
     by_team: dict[str, Decimal] = field(default_factory=dict)
     by_operation_type: dict[str, Decimal] = field(default_factory=dict)
+    # Calls of unknown cost (`otel_ai_cost.ledger.unknown_cost`; the unpriced ones included): when non-zero, `amount`
+    # is a lower bound. A DynamoDB total item written before this count gives a lower bound of it (see the store).
+    unknown_cost_calls: int = 0
+
+    def __post_init__(self) -> None:
+        _count_unpriced_as_unknown(self)
 
 
 GROUP_BY_FIELDS = ("day", "month", "environment", "service", "provider", "model", "operation", "operation_type",
@@ -106,6 +112,20 @@ class AggregateRow:
     # that has both (cost_source provider); None when no call of the group has one. `amount - computed_amount` is
     # how much more the providers reported than the catalog says.
     computed_amount: Decimal | None = None
+    # Calls whose cost is unknown by `otel_ai_cost.ledger.unknown_cost.is_cost_unknown`: the unpriced ones, streams
+    # closed before their usage arrived, answers without usage, streams priced from part of their usage. When
+    # non-zero, `amount` is a lower bound.
+    unknown_cost_calls: int = 0
+
+    def __post_init__(self) -> None:
+        _count_unpriced_as_unknown(self)
+
+
+def _count_unpriced_as_unknown(sums: AggregateRow | Totals) -> None:
+    """Unpriced calls are calls of unknown cost: a row or total made without the count (by code that predates it)
+    still counts those, never fewer calls of unknown cost than unpriced ones."""
+    if sums.unknown_cost_calls < sums.unpriced_calls:
+        object.__setattr__(sums, "unknown_cost_calls", sums.unpriced_calls)
 
 
 class LedgerStore(Protocol):

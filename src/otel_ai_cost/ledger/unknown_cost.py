@@ -14,6 +14,10 @@ Everything else is unknown, never $0:
 
 A limit of the record: a stream that fails midway (outcome `error`, `no_usage`) is indistinguishable from a call
 that failed before any generation; it is counted as known ($0).
+
+The stores count these calls in their aggregates and running totals (`AggregateRow.unknown_cost_calls`,
+`Totals.unknown_cost_calls`): the SQLite store in SQL, with `UNKNOWN_COST_SQL`, the same rule over a record's columns
+(its tests hold the two equal for every combination of status, outcome and amount).
 """
 
 from __future__ import annotations
@@ -21,12 +25,20 @@ from __future__ import annotations
 from otel_ai_cost.contract import Outcome, PricingStatus
 from otel_ai_cost.ledger.record import LedgerRecord
 
-__all__ = ["cost_is_unknown", "is_cost_unknown"]
+__all__ = ["UNKNOWN_COST_SQL", "cost_is_unknown", "is_cost_unknown"]
 
 _PRICED = PricingStatus.PRICED.value
 _NO_USAGE = PricingStatus.NO_USAGE.value
 _PARTIAL = Outcome.PARTIAL.value
 _ERROR = Outcome.ERROR.value
+
+# `is_cost_unknown` as a SQL expression over a record's columns `pricing_status`, `outcome` and `amount`: 1 when
+# the cost is unknown, else 0. `IS` rather than `=` so that a NULL (a column a newer version or an import left
+# empty) is an unknown cost, as the Python rule says of any status it does not know.
+UNKNOWN_COST_SQL = (
+    f"(CASE WHEN pricing_status IS '{_PRICED}' AND amount IS NOT NULL AND outcome IS NOT '{_PARTIAL}' THEN 0 "
+    f"WHEN pricing_status IS '{_NO_USAGE}' AND outcome IS '{_ERROR}' THEN 0 ELSE 1 END)"
+)
 
 
 def cost_is_unknown(pricing_status: str, outcome: str) -> bool:

@@ -19,12 +19,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from otel_ai_cost.contract import CURRENCY, Env, PricingStatus
+from otel_ai_cost.contract import CURRENCY, Env, PricingReason, PricingStatus
 from otel_ai_cost.pricing.model_price import MissingPriceError, ModelPrice
 from otel_ai_cost.pricing.price_file import PriceFile, PriceFileError, load_price_file, parse_price_file
 from otel_ai_cost.pricing.quote import Quote
 from otel_ai_cost.pricing.tiers import STANDARD, tier_for
 from otel_ai_cost.pricing.usage import Usage
+from otel_ai_cost.telemetry.errors import report_internal_error
 
 if TYPE_CHECKING:
     from otel_ai_cost.pricing.genai_source import GenaiSource
@@ -97,6 +98,8 @@ class PriceCatalog:
         """
         tier = STANDARD
         try:
+            if usage.malformed is not None:  # counts nobody knows: unpriced, never $0 (the recorder never asks this)
+                return Quote.unpriced(self.version, tier, reason=PricingReason.MALFORMED_USAGE)
             tier = tier_for(service_tier)
             if tier is None:
                 self._warn_once(
@@ -122,8 +125,9 @@ class PriceCatalog:
             return Quote(PricingStatus.PRICED, amount, CURRENCY, components, self.version, price.tier)
         except MissingPriceError as exc:
             self._warn_once((provider, model), "cannot price %s model %r: %s", provider, model, exc)
-        except Exception as exc:  # never let pricing break the user's call
-            self._warn_once((repr(provider), repr(model)), "cannot price %r model %r: %r", provider, model, exc)
+        except Exception as exc:  # never let pricing break the user's call: a defect here, logged once and counted
+            report_internal_error("pricing.quote", exc)
+            return Quote.unpriced(self.version, tier or STANDARD, reason=PricingReason.PRICING_ERROR)
         return Quote.unpriced(self.version, tier or STANDARD)
 
     def resolve(

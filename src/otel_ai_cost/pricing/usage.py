@@ -8,12 +8,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from otel_ai_cost.ledger.limits import MAX_TOKENS
+from otel_ai_cost.ledger.limits import MAX_DURATION_MS, MAX_TOKENS, MAX_WEB_SEARCH_REQUESTS
 
 # The largest token count of one pricing class a call may report: the ledger's bound on every record (stated, with
 # its reasoning, in `ledger/limits.py`), so a call the instrumentation prices is a call the ledger can store.
 # Anything beyond is junk (a broken gateway, a corrupted body), never a bill.
 MAX_TOKEN_COUNT = MAX_TOKENS
+# Likewise the other two numbers a price multiplies: billable requests per call (`track_request(count=)`), the
+# ledger's per-call bound on requests, and seconds of audio (whisper's `usage.seconds`), the ledger's bound on a
+# call's duration (7 days). At the bounds, the shipped prices give at most a few tens of thousands of USD a call,
+# far below the ledger's per-record bound on amounts.
+MAX_REQUEST_COUNT = MAX_WEB_SEARCH_REQUESTS
+MAX_AUDIO_SECONDS = Decimal(int(MAX_DURATION_MS // 1000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,15 @@ class Usage:
     # that mean nothing) and the call is `unpriced` with reason `malformed_usage`, never a priced $0.
     malformed: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.requests == 1 and not self.input_audio_seconds:
+            return  # the hot path: every call of a token-billed API
+        problem = _request_problem(self.requests) or _seconds_problem(self.input_audio_seconds)
+        if problem is not None:  # a number past its bound is as unknown as a malformed one: never priced
+            object.__setattr__(self, "malformed", self.malformed or problem)
+            object.__setattr__(self, "requests", 1)
+            object.__setattr__(self, "input_audio_seconds", 0)
+
     @property
     def cache_creation_input_tokens(self) -> int:
         return self.cache_write_5m_input_tokens + self.cache_write_1h_input_tokens
@@ -66,6 +81,21 @@ class Usage:
         return max(
             0, self.output_tokens - self.reasoning_output_tokens - self.image_output_tokens - self.audio_output_tokens
         )
+
+
+def _request_problem(requests: object) -> str | None:
+    """None for a billable request count (an int from 0 to MAX_REQUEST_COUNT), else `requests=<value>`."""
+    if type(requests) is int and 0 <= requests <= MAX_REQUEST_COUNT:
+        return None
+    return f"requests={reprlib.repr(requests)}"
+
+
+def _seconds_problem(seconds: object) -> str | None:
+    """None for seconds of audio (a finite, non-negative int or Decimal up to MAX_AUDIO_SECONDS), else why not."""
+    if type(seconds) is int or (type(seconds) is Decimal and seconds.is_finite()):  # Decimal NaN cannot compare
+        if 0 <= seconds <= MAX_AUDIO_SECONDS:  # type: ignore[operator]
+            return None
+    return f"seconds={reprlib.repr(seconds)}"
 
 
 _MAX_DIGITS = len(str(MAX_TOKEN_COUNT))  # longer digit strings are beyond the bound (and int() of them is slow)

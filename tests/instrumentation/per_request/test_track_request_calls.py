@@ -199,13 +199,16 @@ def test_an_operation_without_default_sku_is_unpriced(places):
     assert span.attributes["ai_cost.pricing.status"] == "unpriced"
 
 
-def test_a_bad_count_is_our_error_not_the_hosts(places):
+def test_a_bad_count_never_reaches_the_host_and_is_unpriced(places):
+    # Bad input from the caller (more cases in tests/instrumentation/test_usage_bounds.py): the request happened,
+    # its cost is unknown, and it is neither our internal error nor the host's.
     with track_request("google_places", "place_details", count=-1):
         result = 42
     assert result == 42
     span = places.span()
-    assert span.attributes["ai_cost.pricing.status"] == "no_usage"
-    assert internal_error_counts().get("per_request.end") == 1
+    assert span.attributes["ai_cost.pricing.status"] == "unpriced"
+    assert span.attributes["ai_cost.pricing.reason"] == "malformed_usage"
+    assert internal_error_counts().get("per_request.end") is None
 
 
 def test_decorator_keeps_the_function_metadata_and_nests_inner_spans(places):

@@ -59,7 +59,9 @@ or `billed=False` for a request that is not billed although it succeeded (a cach
 `request.billed` or `request.count` on the object it gives when this is only known there.
 
 `count=N` (a non-negative int) prices the block as N billable requests of the SKU (N photo fetches, a page of
-N details calls); 0 records the request unbilled.
+N details calls); 0 records the request unbilled. N is at most 1,000,000 (the ledger's per-call bound,
+`ledger/limits.py`): a count beyond it, or one that is not a non-negative int, leaves the request `unpriced` with
+`ai_cost.pricing.reason=malformed_usage` (logged once), never a guessed amount.
 
 Providers: `track_request` uses the global tracer and meter providers, taken when it is first used (and the
 usage ledger is wired with `attach_ledger`, as `otel_ai_cost.instrument()` does), unless `configure()` names

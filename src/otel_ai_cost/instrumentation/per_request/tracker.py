@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import reprlib
 import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -16,7 +17,7 @@ from opentelemetry.trace import TracerProvider
 from otel_ai_cost.contract import Cost
 from otel_ai_cost.instrumentation.per_request.skus import default_sku
 from otel_ai_cost.pricing.catalog import PriceCatalog
-from otel_ai_cost.pricing.usage import Usage
+from otel_ai_cost.pricing.usage import MAX_REQUEST_COUNT, Usage
 from otel_ai_cost.telemetry.errors import report_internal_error
 from otel_ai_cost.telemetry.recorder import AttributeValue, Call, Recorder
 
@@ -125,18 +126,23 @@ class TrackedRequest:
             if call is None:
                 return
             billed = self.billed if self.billed is not None else error is None
-            count = self.count
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise ValueError(f"count must be a non-negative int, not {count!r}")
-            usage = Usage(requests=count) if billed and count > 0 else None
-            call.finish(
-                usage, error=error, extra_attributes={Cost.USAGE_REQUESTS: count} if usage is not None else None
-            )
+            usage = request_usage(self.count) if billed else None
+            known = usage is not None and usage.malformed is None
+            call.finish(usage, error=error, extra_attributes={Cost.USAGE_REQUESTS: usage.requests} if known else None)
         except Exception as exc:
             report_internal_error("per_request.end", exc)
             call = self._call
             if call is not None and not call.ended:
                 call.finish(None, error=error)
+
+
+def request_usage(count: object) -> Usage | None:
+    """The usage of `count` billable requests: None for 0 (nothing billed), and for a count that is not one (not
+    an int, negative, or beyond the ledger's bound) a malformed usage, so the call is `unpriced` (reason
+    `malformed_usage`, logged once by the recorder) and never priced from a number nobody could have meant."""
+    if type(count) is int and 0 <= count <= MAX_REQUEST_COUNT:
+        return Usage(requests=count) if count > 0 else None
+    return Usage(malformed=f"count={reprlib.repr(count)}")
 
 
 def run_tracked(

@@ -274,6 +274,7 @@ def _add_rows(a: AggregateRow, b: AggregateRow) -> AggregateRow:
         amount=_EXACT.add(a.amount, b.amount),
         calls=a.calls + b.calls,
         unpriced_calls=a.unpriced_calls + b.unpriced_calls,
+        unknown_cost_calls=a.unknown_cost_calls + b.unknown_cost_calls,
         input_tokens=a.input_tokens + b.input_tokens,
         output_tokens=a.output_tokens + b.output_tokens,
         cache_read_input_tokens=a.cache_read_input_tokens + b.cache_read_input_tokens,

@@ -82,6 +82,7 @@ class ServiceConfig:
     drain_timeout_s: float = 30.0  # how long shutdown waits for in-flight requests
     metrics_top_n: int = metrics.DEFAULT_TOP_N  # /metrics: models, teams, operation types per environment and period
     metrics_max_environments: int = metrics.DEFAULT_MAX_ENVIRONMENTS  # /metrics: environments shown; rest `other`
+    warn_open_binding: bool = True  # start() warns when beyond loopback without a token (`serve` warns earlier)
 
     def __post_init__(self) -> None:
         for name in _POSITIVE_LIMITS:
@@ -141,13 +142,30 @@ class LedgerService:
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> LedgerService:
+        self._observe_connections()
         self._server = _Server((self.config.host, self.config.port), _Handler, self)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="ledger-accept", daemon=True
         )  # a short poll interval: shutdown() waits up to one interval for the accept loop
         self._thread.start()
         logger.info("ledger service listening on %s", self.url)
+        self._warn_if_open()
         return self
+
+    def _observe_connections(self) -> None:
+        """The connection table's counts of connections it closed or refused, exposed on /metrics."""
+        table = self._connections
+        self.stats.observe(metrics.CONNECTIONS_EVICTED, lambda: table.evicted)
+        self.stats.observe(metrics.CONNECTIONS_TIMED_OUT, lambda: table.timed_out)
+        self.stats.observe(metrics.CONNECTIONS_REFUSED, lambda: table.refused)
+
+    def _warn_if_open(self) -> None:
+        """Anyone who can reach a non-loopback address without a token can read and write every environment."""
+        if not self.config.warn_open_binding:
+            return
+        warning = access.open_binding_warning(self.config.host, self.config.access_tokens is not None)
+        if warning:
+            logger.warning("%s", warning)
 
     @property
     def port(self) -> int:

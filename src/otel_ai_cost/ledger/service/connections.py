@@ -70,9 +70,10 @@ class ConnectionTable:
         self._lock = threading.Lock()
         self._open: dict[socket.socket, Connection] = {}
         self._last_sweep = 0.0
-        self.evicted = 0
-        self.timed_out = 0
-        self.refused = 0
+        # Counted under the lock; exposed on /metrics (ai_cost_ledger_connections_*_total, see LedgerService.start).
+        self.evicted = 0  # idle connections closed at a cap to make room
+        self.timed_out = 0  # closed past their phase's deadline
+        self.refused = 0  # answered 503 at once: no slot left, reserved ones included
 
     def admit(self, sock: socket.socket, client: str) -> Connection:
         """A table entry for a new connection; its `admission` says what it may do."""

@@ -27,6 +27,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The metric names are part of the telemetry contract: alert rules and dashboards are generated from it.
 MetricDef = contract.PrometheusMetric
 CALLS = contract.LEDGER_CALLS
+CONNECTIONS_EVICTED = contract.LEDGER_CONNECTIONS_EVICTED
+CONNECTIONS_REFUSED = contract.LEDGER_CONNECTIONS_REFUSED
+CONNECTIONS_TIMED_OUT = contract.LEDGER_CONNECTIONS_TIMED_OUT
 DUPLICATES = contract.LEDGER_DUPLICATES
 HTTP_REQUESTS = contract.LEDGER_HTTP_REQUESTS
 RECORD_CONFLICTS = contract.LEDGER_RECORD_CONFLICTS
@@ -53,6 +56,9 @@ COUNTERS: tuple[MetricDef, ...] = (
     WRITE_FAILURES,
     WRITE_RETRIES,
     HTTP_REQUESTS,
+    CONNECTIONS_EVICTED,
+    CONNECTIONS_TIMED_OUT,
+    CONNECTIONS_REFUSED,
 )
 GAUGES: tuple[MetricDef, ...] = (
     SPEND, SPEND_BY_MODEL, SPEND_BY_TEAM, SPEND_BY_OPERATION_TYPE, CALLS, UNPRICED_CALLS, STORE_UP,
@@ -94,12 +100,22 @@ class ListsEnvironments(Protocol):
 
 
 class ServiceStats:
-    """Thread-safe in-memory counters, plus the environments this process has written records for."""
+    """Thread-safe in-memory counters, plus the environments this process has written records for.
+
+    A counter kept elsewhere (the connection table's) is `observe`d: read from its owner at each scrape."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._observed: dict[str, Callable[[], int]] = {}
         self._environments: set[str] = set()
+
+    def observe(self, metric: MetricDef, read: Callable[[], int]) -> None:
+        """`metric` (a counter without labels) is `read()` whenever it is exposed."""
+        if metric.labels:
+            raise ValueError(f"{metric.name}: only a counter without labels can be observed")
+        with self._lock:
+            self._observed[metric.name] = read
 
     def add(self, metric: MetricDef, value: int = 1, labels: tuple[str, ...] = ()) -> None:
         if len(labels) != len(metric.labels):
@@ -124,6 +140,10 @@ class ServiceStats:
             return set(self._environments)
 
     def samples(self, metric: MetricDef) -> list[tuple[tuple[str, ...], int]]:
+        with self._lock:
+            read = self._observed.get(metric.name)
+        if read is not None:
+            return [((), read())]
         with self._lock:
             found = [(labels, value) for (name, labels), value in self._values.items() if name == metric.name]
         return sorted(found) or ([((), 0)] if not metric.labels else [])
@@ -232,6 +252,7 @@ def _merge(parts: Sequence[Totals]) -> Totals:
         amount=_sum(p.amount for p in parts),
         calls=sum(p.calls for p in parts),
         unpriced_calls=sum(p.unpriced_calls for p in parts),
+        unknown_cost_calls=sum(p.unknown_cost_calls for p in parts),
         by_provider_model=_sum_maps(p.by_provider_model for p in parts),
         by_team=_sum_maps(p.by_team for p in parts),
         by_operation_type=_sum_maps(p.by_operation_type for p in parts),

@@ -8,8 +8,12 @@ Its `service` is the record's `service` (the OTel `service.name`).
 service`) in the legacy shape (`summary.total_cost_usd`, `aggregations.by_day`, ...): there `service` means the
 provider (`openai`, `anthropic`, ...), as in the seeds and `usage.jsonl`.
 
-Amounts are exact decimal strings. Unknown or malformed parameters are refused (400) naming the parameter: a typo in
-a filter must not silently widen a cost query to everything.
+Amounts are exact decimal strings. Calls of unknown cost (`otel_ai_cost.ledger.unknown_cost`: unpriced calls, streams
+closed before their usage arrived, answers without usage) are counted in `unknown_cost_calls` on every row, group
+and summary, never summed as $0: where that count is non-zero, a `note` says the amount is a lower bound.
+
+Unknown or malformed parameters are refused (400) naming the parameter: a typo in a filter must not silently widen a
+cost query to everything.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from datetime import date, datetime, timedelta
 from decimal import Context, Decimal, Inexact, Rounded
 from typing import Any, Protocol
 
-from otel_ai_cost.contract import CURRENCY
+from otel_ai_cost.contract import CURRENCY, PricingStatus
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
 from otel_ai_cost.ledger.store import GROUP_BY_FIELDS, AggregateRow, UsageQuery
+from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
 
 _EXACT = Context(prec=400, traps=[Inexact, Rounded])  # sums of exact amounts must never round
 DEFAULT_LIMIT = 100
@@ -155,13 +160,15 @@ def answer(store: UsageReader, request: UsageRequest | AiUsageRequest) -> dict[s
 
 def _aggregated(store: UsageReader, request: UsageRequest) -> dict[str, Any]:
     rows = store.aggregate(request.query, list(request.group_by))
-    summary: dict[str, Any] = {"amount": Decimal(0), "calls": 0, "unpriced_calls": 0, **dict.fromkeys(_SUMS, 0)}
+    summary: dict[str, Any] = {"amount": Decimal(0), "calls": 0, "unpriced_calls": 0, "unknown_cost_calls": 0,
+                               **dict.fromkeys(_SUMS, 0)}  # fmt: skip
     out_rows = []
     for row in rows:
         out_rows.append(_row(row))
         summary["amount"] += row.amount
         summary["calls"] += row.calls
         summary["unpriced_calls"] += row.unpriced_calls
+        summary["unknown_cost_calls"] += row.unknown_cost_calls
         for name in _SUMS:
             summary[name] += getattr(row, name)
     summary["amount"] = format(summary["amount"], "f")
@@ -171,6 +178,7 @@ def _aggregated(store: UsageReader, request: UsageRequest) -> dict[str, Any]:
             computed = _EXACT.add(computed, row.amount if row.computed_amount is None else row.computed_amount)
         summary["computed_amount"] = format(computed, "f")
     summary["currency"] = CURRENCY
+    _note_lower_bound(summary, summary["unknown_cost_calls"])
     return {"query": _echo(request), "aggregation": list(request.group_by), "summary": summary, "rows": out_rows}
 
 
@@ -182,9 +190,17 @@ def _row(row: AggregateRow) -> dict[str, Any]:
     out["currency"] = CURRENCY
     out["calls"] = row.calls
     out["unpriced_calls"] = row.unpriced_calls
+    out["unknown_cost_calls"] = row.unknown_cost_calls
     for name in _SUMS:
         out[name] = getattr(row, name)
+    _note_lower_bound(out, row.unknown_cost_calls)
     return out
+
+
+def _note_lower_bound(out: dict[str, Any], unknown_cost_calls: int, amount: str = "amount") -> None:
+    """Says, on a row or summary that includes calls of unknown cost, that its amount is a lower bound."""
+    if unknown_cost_calls:
+        out["note"] = f"{unknown_cost_calls} call(s) of unknown cost: {amount} is a lower bound"
 
 
 def _records(store: UsageReader, request: UsageRequest) -> dict[str, Any]:
@@ -290,13 +306,15 @@ class _Group:
         self.tokens = 0
         self.calls = 0
         self.unpriced = 0
+        self.unknown = 0
         self.names: dict[str, set[str]] = {}
 
-    def add(self, amount: Decimal, tokens: int, calls: int, unpriced: int, **names: str) -> None:
+    def add(self, amount: Decimal, tokens: int, calls: int, unpriced: int, unknown: int, **names: str) -> None:
         self.cost = _EXACT.add(self.cost, amount)
         self.tokens += tokens
         self.calls += calls
         self.unpriced += unpriced
+        self.unknown += unknown
         for key, name in names.items():
             self.names.setdefault(key, set()).add(name)
 
@@ -305,8 +323,10 @@ class _Group:
             "cost_usd": format(self.cost, "f"),
             "tokens": self.tokens,
             "api_calls": self.calls,
-            "unpriced_calls": self.unpriced,  # calls of unknown cost: not in cost_usd, never counted as $0
+            "unpriced_calls": self.unpriced,  # no price: not in cost_usd, never counted as $0
+            "unknown_cost_calls": self.unknown,  # every call of unknown cost, the unpriced ones included
         }
+        _note_lower_bound(out, self.unknown, "cost_usd")
         for key, names in sorted(self.names.items()):
             out[key] = sorted(names)
         return out
@@ -327,7 +347,7 @@ def _ai_usage(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
     levels: dict[str, dict[str, _Group]] = {level: {} for level in request.levels if level != "hour"}
     for row in rows:
         group = dict(row.group)
-        sums = (row.amount, row.input_tokens + row.output_tokens, row.calls, row.unpriced_calls)
+        sums = (row.amount, row.input_tokens + row.output_tokens, row.calls, row.unpriced_calls, row.unknown_cost_calls)
         total.add(*sums)
         keys_and_names = {
             "day": (group["day"], {"services": group["provider"]}),
@@ -348,12 +368,12 @@ def _ai_usage(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
         "total_tokens": total.tokens,
         "total_api_calls": total.calls,
         "unpriced_calls": total.unpriced,
+        "unknown_cost_calls": total.unknown,
         "average_cost_per_call": _average(total.cost, total),
         "date_range": {"start": request.start.isoformat(), "end": request.end.isoformat()},
         "currency": CURRENCY,
     }
-    if total.unpriced:
-        summary["note"] = f"{total.unpriced} call(s) of unknown cost: total_cost_usd is a lower bound"
+    _note_lower_bound(summary, total.unknown, "total_cost_usd")
     query = {"service": request.query.provider, "operation": request.operation, "aggregation": list(request.levels)}
     if request.query.environment is not None:
         query["environment"] = request.query.environment
@@ -379,10 +399,13 @@ def _by_hour(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
     for record in store.query(request.query):
         if request.operation is not None and record.operation != request.operation:
             continue
-        unpriced = record.amount is None
+        # Counted by the rule the stores' aggregates use, so the hours add up to the other levels.
+        unpriced = int(record.pricing_status == PricingStatus.UNPRICED.value)
         amount = Decimal(0) if record.amount is None else record.amount
         tokens = record.input_tokens + record.output_tokens
-        hours.setdefault(f"{record.timestamp.hour:02d}", _Group()).add(amount, tokens, 1, int(unpriced))
+        hours.setdefault(f"{record.timestamp.hour:02d}", _Group()).add(
+            amount, tokens, 1, unpriced, int(is_cost_unknown(record))
+        )
     out = {}
     for hour, group in sorted(hours.items()):
         entry = group.document()

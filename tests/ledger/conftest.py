@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dynamodb_server import LoopbackDynamoDB, fake_aws_environment, start_server
 
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
@@ -58,3 +59,20 @@ def sqlite_store(ledger_path: Path) -> Iterator[SQLiteStore]:
     store = SQLiteStore(ledger_path)
     yield store
     store.close()
+
+
+# -- DynamoDB: a moto server on loopback --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LoopbackDynamoDB]:
+    """A DynamoDB API server (moto) on a loopback port, one per test module."""
+    running = start_server()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and no AWS config files: botocore never reaches for a real account."""
+    fake_aws_environment(monkeypatch)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dynamodb_server import REGION, LoopbackDynamoDB, fake_aws_environment, make_record, start_server
+from dynamodb_server import REGION, LoopbackDynamoDB, make_record
 
 from otel_ai_cost.contract import CostSource
 from otel_ai_cost.ledger import dynamodb_schema as schema
@@ -22,16 +22,7 @@ from otel_ai_cost.ledger.store import UsageQuery
 PROVIDER = CostSource.PROVIDER.value
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LoopbackDynamoDB]:
-    running = start_server()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 @pytest.fixture

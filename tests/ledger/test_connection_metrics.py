@@ -11,6 +11,7 @@ import requests
 from test_service_limits import closed_within, connect, export_promptly, slow_upload, sockets, start_service, store
 
 from otel_ai_cost import contract
+from otel_ai_cost.ledger.service.connections import Phase
 
 __all__ = ["sockets", "start_service", "store"]  # fixtures shared with test_service_limits
 
@@ -29,6 +30,14 @@ def scrape(url: str) -> dict[str, int]:
         assert f"# TYPE {metric.name} counter" in text
         values[metric.name] = int(re.search(rf"^{metric.name} (\d+)$", text, flags=re.M).group(1))  # type: ignore[union-attr]
     return values
+
+
+def wait_until(service, condition, seconds: float = 10.0) -> None:
+    """Polls the service's connection table (a loaded machine may take a while to read a request head)."""
+    deadline = time.monotonic() + seconds
+    while not condition(dict(service._connections._open)):
+        assert time.monotonic() < deadline, "the service did not reach the expected connection state"
+        time.sleep(0.02)
 
 
 def test_a_fresh_service_shows_every_connection_counter_at_zero(start_service):
@@ -55,8 +64,9 @@ def test_a_request_head_past_the_header_timeout_is_counted(start_service, socket
 def test_a_connection_refused_beyond_the_reserved_slots_is_counted(start_service, sockets):
     service = start_service(max_connections_per_client=1, health_slots=1, header_timeout_s=5)
     holders = [slow_upload(service, sockets)]  # the client's one connection, busy: nothing to evict
+    wait_until(service, lambda c: [c.phase for c in c.values()] == [Phase.BODY])  # else it could be evicted
     holders.append(connect(service, sockets))  # takes the one reserved /healthz slot and holds it
-    time.sleep(0.2)
+    wait_until(service, lambda c: sorted(c.admission.value for c in c.values()) == ["full", "health-only"])
     refused = connect(service, sockets)
     assert closed_within(refused, 2.0)  # answered 503 at once and closed
     for sock in holders:

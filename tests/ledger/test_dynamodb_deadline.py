@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dynamodb_server import REGION, fake_aws_environment, make_record
+from dynamodb_server import REGION, make_record
 
 from otel_ai_cost.ledger import dynamodb_retry as retry
 from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore, parse_url
@@ -23,9 +23,7 @@ COLLECTOR_CONFIG = Path(__file__).resolve().parents[2] / "collector" / "config.y
 SLACK_S = 1.0  # thread scheduling on a busy machine
 
 
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 class SilentServer:

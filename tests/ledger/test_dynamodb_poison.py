@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from dynamodb_server import FAKE_CREDENTIALS, REGION, LoopbackDynamoDB, fake_aws_environment, make_record, start_server
+from dynamodb_server import FAKE_CREDENTIALS, REGION, LoopbackDynamoDB, make_record
 
 from otel_ai_cost.ledger import dynamodb_retry as retry
 from otel_ai_cost.ledger import dynamodb_schema as schema
@@ -24,16 +24,7 @@ from otel_ai_cost.ledger.store import InvalidRecord, RetryBatch, StoreUnavailabl
 HUGE = 100_000  # characters: the review's model name
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LoopbackDynamoDB]:
-    running = start_server()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 @pytest.fixture

@@ -8,22 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dynamodb_server import REGION, LoopbackDynamoDB, fake_aws_environment, make_record, start_server
+from dynamodb_server import REGION, LoopbackDynamoDB, make_record
 
 from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore
 from otel_ai_cost.ledger.store import StoreUnavailable, UsageQuery
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LoopbackDynamoDB]:
-    running = start_server()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 @pytest.fixture

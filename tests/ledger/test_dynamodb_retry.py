@@ -11,16 +11,13 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
-from dynamodb_server import FAKE_CREDENTIALS, REGION, fake_aws_environment, make_record
+from dynamodb_server import FAKE_CREDENTIALS, REGION, make_record
 
 from otel_ai_cost.ledger import dynamodb_retry as retry
 from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore
 from otel_ai_cost.ledger.store import InvalidRecord, RetryBatch, StoreUnavailable
 
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 class Sleeps(list[float]):

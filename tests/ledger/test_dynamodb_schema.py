@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from dynamodb_server import fake_aws_environment, make_record
+from dynamodb_server import make_record
 
 from otel_ai_cost.contract import Record
 from otel_ai_cost.ledger import dynamodb_schema as schema
@@ -18,9 +18,7 @@ from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore, Retention, parse_u
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ledger.md"
 
 
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 # ---------------------------------------------------------------------------------------------------- URLs

@@ -10,7 +10,7 @@ from decimal import Context, Decimal
 from typing import Any
 
 import pytest
-from dynamodb_server import BASE_TIME, REGION, LoopbackDynamoDB, fake_aws_environment, make_record, start_server
+from dynamodb_server import BASE_TIME, REGION, LoopbackDynamoDB, make_record
 
 from otel_ai_cost.contract import PricingStatus
 from otel_ai_cost.ledger.dynamodb_schema import InvalidRecord
@@ -21,16 +21,7 @@ from otel_ai_cost.ledger.store import StoreUnavailable, UsageQuery
 WIDE = Context(prec=500)  # for computing expected sums independently of the store's arithmetic
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LoopbackDynamoDB]:
-    running = start_server()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from decimal import Context, Decimal
 from typing import Any
 
 import pytest
-from dynamodb_server import REGION, LoopbackDynamoDB, fake_aws_environment, make_record, start_server
+from dynamodb_server import REGION, LoopbackDynamoDB, make_record
 
 from otel_ai_cost.contract import PricingStatus
 from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore
@@ -21,16 +21,7 @@ TEAMS = ("search", "billing", "", "ops#1")  # "" = calls without a team; "#" mus
 OPERATION_TYPES = ("chat", "embeddings", "")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LoopbackDynamoDB]:
-    running = start_server()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 @pytest.fixture

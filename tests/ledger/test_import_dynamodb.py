@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dynamodb_server import REGION, LoopbackDynamoDB, fake_aws_environment, start_server
+from dynamodb_server import REGION, LoopbackDynamoDB, start_server
 
 from otel_ai_cost.ledger.dynamodb_retry import RetryPolicy
 from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore
@@ -24,9 +24,7 @@ def server() -> Iterator[LoopbackDynamoDB]:
     running.stop()
 
 
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 def _usage_file(path: Path, count: int) -> Path:

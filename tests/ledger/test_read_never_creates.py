@@ -8,13 +8,12 @@ through real files in `tmp_path`; DynamoDB through moto in server mode on loopba
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from dynamodb_server import REGION, LoopbackDynamoDB, fake_aws_environment, start_server
+from dynamodb_server import REGION, LoopbackDynamoDB
 
 from otel_ai_cost.cli import main
 from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore
@@ -116,16 +115,7 @@ def test_open_store_read_only_is_a_config_error_naming_the_origin(tmp_path: Path
 # -- DynamoDB -------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LoopbackDynamoDB]:
-    running = start_server()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+pytestmark = pytest.mark.usefixtures("aws_environment")  # conftest.py: no real AWS credentials or config
 
 
 def _tables(server: LoopbackDynamoDB) -> list[str]:

@@ -70,7 +70,7 @@ def _build(
     resource: Mapping[str, Any],
     attributes: Mapping[str, Any],
 ) -> LedgerRecord:
-    """The record as the span states it (counts and amounts checked as they are read; the rest by the caller)."""
+    """The record as the span states it; the caller checks it against every bound (`limits.check_record`)."""
 
     def text(key: str, default: str = "") -> str:
         value = attributes.get(key)
@@ -78,8 +78,8 @@ def _build(
             value = resource.get(key)
         return default if value is None else str(value)
 
-    def count(key: str, maximum: int = limits.MAX_TOKENS) -> int:
-        return limits.check_count(key, attributes.get(key, 0), maximum)
+    def count(key: str) -> Any:
+        return attributes.get(key, 0)
 
     def money(key: str) -> Decimal | None:
         raw = attributes.get(key)
@@ -91,7 +91,7 @@ def _build(
             raise InvalidSpan(f"{key} is not a decimal: {raw!r}") from None
         if not value.is_finite() or value < 0:
             raise InvalidSpan(f"{key} must be a finite, non-negative decimal: {raw!r}")
-        return limits.check_amount(key, value)
+        return value
 
     amount = money(Cost.AMOUNT)
     computed_amount = money(Cost.COMPUTED_AMOUNT)  # our catalog's figure beside a provider-reported amount
@@ -129,7 +129,7 @@ def _build(
         cache_write_5m_input_tokens=cache_write_5m,
         cache_write_1h_input_tokens=cache_write_1h,
         reasoning_output_tokens=count(GenAI.USAGE_REASONING_OUTPUT_TOKENS),
-        web_search_requests=count(Cost.USAGE_WEB_SEARCH_REQUESTS, limits.MAX_WEB_SEARCH_REQUESTS),
+        web_search_requests=count(Cost.USAGE_WEB_SEARCH_REQUESTS),
         amount=amount,
         computed_amount=computed_amount,
         currency=text(Cost.CURRENCY, CURRENCY),
@@ -176,6 +176,15 @@ _ATTRIBUTE_OF: dict[str, str] = {
     Record.TEAM: Attribution.TEAM,
     Record.USER_ID: Attribution.USER_ID,
     Record.TAGS: Attribution.TAG_PREFIX + "*",
+    Record.AMOUNT: Cost.AMOUNT,
+    Record.COMPUTED_AMOUNT: Cost.COMPUTED_AMOUNT,
+    Record.INPUT_TOKENS: GenAI.USAGE_INPUT_TOKENS,
+    Record.OUTPUT_TOKENS: GenAI.USAGE_OUTPUT_TOKENS,
+    Record.CACHE_READ_INPUT_TOKENS: GenAI.USAGE_CACHE_READ_INPUT_TOKENS,
+    Record.CACHE_WRITE_5M_INPUT_TOKENS: Cost.USAGE_CACHE_CREATION_5M_INPUT_TOKENS,
+    Record.CACHE_WRITE_1H_INPUT_TOKENS: Cost.USAGE_CACHE_CREATION_1H_INPUT_TOKENS,
+    Record.REASONING_OUTPUT_TOKENS: GenAI.USAGE_REASONING_OUTPUT_TOKENS,
+    Record.WEB_SEARCH_REQUESTS: Cost.USAGE_WEB_SEARCH_REQUESTS,
 }
 
 

@@ -62,8 +62,9 @@ from typing import Any
 from otel_ai_cost.contract import CostSource, PricingStatus, Record, RecordSource
 from otel_ai_cost.decimal_text import parse_decimal
 from otel_ai_cost.ledger import limits
+from otel_ai_cost.ledger.isolation import write_isolating
 from otel_ai_cost.ledger.record import LedgerRecord
-from otel_ai_cost.ledger.store import InvalidRecord, LedgerStore, RetryBatch, StoreUnavailable
+from otel_ai_cost.ledger.store import LedgerStore, StoreUnavailable
 from otel_ai_cost.when import NoTimezoneError, parse_when
 
 __all__ = [
@@ -103,7 +104,6 @@ MAX_TEXT_CHARS = {
     "currency": len("USD"),
 }
 ProgressCallback = Callable[[int, int], None]  # (records done, records in the file)
-_SINGLE_RECORD_RETRIES = 3  # RetryBatch on a batch of one record: retries before the store counts as unavailable
 
 _TOKEN_KEYS = {
     "tokens_input": "input_tokens",
@@ -284,25 +284,12 @@ def import_usage_file(
 def _write_batch(
     store: LedgerStore, batch: Sequence[tuple[int, LedgerRecord]]
 ) -> tuple[int, int, list[tuple[int, str]]]:
-    """(new, duplicates, rejected lines) of one batch, by the store error contract: a record the store can never
-    hold is found by halving and rejected alone; a batch to retry is retried in halves; StoreUnavailable rises."""
-    for attempt in range(_SINGLE_RECORD_RETRIES + 1):
-        try:
-            result = store.write([record for _, record in batch])
-            return result.written, result.duplicates, []
-        except InvalidRecord as exc:
-            if len(batch) == 1:
-                return 0, 0, [(batch[0][0], f"the ledger refused this record: {exc}")]
-            break
-        except RetryBatch as exc:
-            if len(batch) > 1:
-                break
-            if attempt == _SINGLE_RECORD_RETRIES:
-                raise StoreUnavailable(f"a write kept failing after {attempt + 1} attempts: {exc}") from exc
-            clock.sleep(0.05 * 2**attempt)
-    middle = len(batch) // 2
-    first, second = _write_batch(store, batch[:middle]), _write_batch(store, batch[middle:])
-    return first[0] + second[0], first[1] + second[1], first[2] + second[2]
+    """(new, duplicates, rejected lines) of one batch: a record the store can never hold is rejected alone
+    (`ledger/isolation.py`); StoreUnavailable rises."""
+    line_of = {record.key: line for line, record in batch}
+    outcome = write_isolating(store, [record for _, record in batch], sleep=clock.sleep)
+    refused = [(line_of[record.key], f"the ledger refused this record: {error}") for record, error in outcome.rejected]
+    return outcome.written, outcome.duplicates, sorted(refused)
 
 
 def text_line(exc: UnicodeDecodeError) -> int:

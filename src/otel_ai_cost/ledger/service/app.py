@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from otel_ai_cost.ledger.isolation import write_isolating
 from otel_ai_cost.ledger.service import access, metrics, otlp, usage_api
 from otel_ai_cost.ledger.service.connections import (
     Admission,
@@ -43,7 +44,7 @@ from otel_ai_cost.ledger.service.connections import (
     Phase,
     release_memory,
 )
-from otel_ai_cost.ledger.store import InvalidRecord, LedgerStore, RetryBatch, StoreUnavailable, WriteResult
+from otel_ai_cost.ledger.store import LedgerStore, StoreUnavailable, WriteResult
 
 logger = logging.getLogger("otel_ai_cost.ledger.service")
 
@@ -649,58 +650,11 @@ def _shutdown_socket(connection: socket.socket) -> None:
 
 
 def _write_or_reject(store: LedgerStore, extracted: otlp.Extracted) -> WriteResult:
-    """Writes the batch, isolating what the store refuses, so that one unstorable record never blocks the rest.
-
-    A healthy batch costs one write. By the class of the store's error (`store.py`):
-    - `InvalidRecord` naming its record (`key`): that record is rejected alone (partial_success, with the store's
-      reason) and the rest written again;
-    - `InvalidRecord` without a key, or `RetryBatch`: the batch is written again in halves, down to single records
-      if need be (about 2 log2(n) writes to find one bad record among n); a single record `InvalidRecord` refuses
-      is rejected, one `RetryBatch` still refuses after `_SINGLE_RECORD_ATTEMPTS` is `StoreUnavailable` (503);
-    - `StoreUnavailable` and anything else propagate: the caller answers 503 (records already written in this
-      request are duplicates on the sender's retry, never counted twice).
+    """Writes the batch; a record the store can never hold is rejected alone (partial_success, with the store's
+    reason) instead of a 503 that every retry of the batch would hit again (`ledger/isolation.py`).
     `extracted.records` keeps the records that were written or already stored."""
-    tally = [0, 0, 0, 0]  # written, duplicates, retries, conflicts
-    kept: list[Any] = []
-    _write_slice(store, list(extracted.records), extracted, kept, tally)
-    extracted.records = kept
-    return WriteResult(written=tally[0], duplicates=tally[1], retries=tally[2], conflicts=tally[3])
-
-
-_SINGLE_RECORD_ATTEMPTS = 3  # RetryBatch for one record: attempts (50, 100 ms apart) before answering 503
-
-
-def _write_slice(store: LedgerStore, records: list[Any], extracted: otlp.Extracted, kept: list[Any],
-                 tally: list[int], attempt: int = 1) -> None:  # fmt: skip
-    """`_write_or_reject` for one slice of the batch (see there)."""
-    while records:
-        try:
-            result = store.write(records)
-        except InvalidRecord as error:
-            at_fault = next((i for i, r in enumerate(records) if error.key is not None and r.key == error.key), None)
-            if at_fault is None and len(records) > 1:
-                _write_halves(store, records, extracted, kept, tally)
-                return
-            record = records.pop(at_fault or 0)
-            extracted.reject(f"span {record.trace_id}/{record.span_id}: {error}")
-            continue
-        except RetryBatch as error:
-            if len(records) > 1:
-                _write_halves(store, records, extracted, kept, tally)
-                return
-            if attempt >= _SINGLE_RECORD_ATTEMPTS:
-                raise StoreUnavailable(f"the store kept refusing a record for now: {error}") from error
-            time.sleep(0.05 * attempt)
-            attempt += 1
-            continue
-        for i, value in enumerate((result.written, result.duplicates, result.retries, result.conflicts)):
-            tally[i] += value
-        kept.extend(records)
-        return
-
-
-def _write_halves(store: LedgerStore, records: list[Any], extracted: otlp.Extracted, kept: list[Any],
-                  tally: list[int]) -> None:  # fmt: skip
-    middle = len(records) // 2
-    _write_slice(store, records[:middle], extracted, kept, tally)
-    _write_slice(store, records[middle:], extracted, kept, tally)
+    outcome = write_isolating(store, extracted.records)
+    for record, error in outcome.rejected:
+        extracted.reject(f"span {record.trace_id}/{record.span_id}: {error}")
+    extracted.records = outcome.stored
+    return outcome.result

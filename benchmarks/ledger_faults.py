@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Ledger service under faults, on loopback: what is stored, lost or doubled.
 
-    python benchmarks/ledger_faults.py            # every case, about 40 s on 2 cores
-    python benchmarks/ledger_faults.py --case kill9 --case bomb --json
+    python benchmarks/ledger_faults.py            # every case, 15-40 s on 2 cores
+    python benchmarks/ledger_faults.py --case kill9 --case gzip-bomb --json
 
 Each case runs a real service subprocess (`python -m otel_ai_cost ledger serve`) on a fresh SQLite file, and
 senders that behave like the collector's `otlp_http` exporter: a batch is re-sent until it is answered 200 (after

@@ -91,8 +91,10 @@ class PriceCatalog:
         at: datetime,
         service_tier: str | None = None,
         region: str | None = None,
+        warn: bool = True,
     ) -> Quote:
-        """The exact cost of one call; UNPRICED (logged once per provider and model) when unpriceable.
+        """The exact cost of one call; UNPRICED (logged once per provider and model, unless `warn` is False: a
+        caller with another model to try) when unpriceable.
 
         `region` is the cloud region the call was served from, for providers that price by region (Bedrock).
         """
@@ -119,12 +121,14 @@ class PriceCatalog:
                 cached = self._resolve(provider, model, tier, at, region)
             price = cached.price
             if price is None:
-                self._warn_once((provider, model), "cannot price %s model %r: %s", provider, model, cached.problem)
+                if warn:
+                    self._warn_once((provider, model), "cannot price %s model %r: %s", provider, model, cached.problem)
                 return Quote.unpriced(self.version, tier)
             amount, components = price.cost(usage)
             return Quote(PricingStatus.PRICED, amount, CURRENCY, components, self.version, price.tier)
         except MissingPriceError as exc:
-            self._warn_once((provider, model), "cannot price %s model %r: %s", provider, model, exc)
+            if warn:
+                self._warn_once((provider, model), "cannot price %s model %r: %s", provider, model, exc)
         except Exception as exc:  # never let pricing break the user's call: a defect here, logged once and counted
             report_internal_error("pricing.quote", exc)
             return Quote.unpriced(self.version, tier or STANDARD, reason=PricingReason.PRICING_ERROR)

@@ -42,7 +42,6 @@ from otel_ai_cost.contract import (
 from otel_ai_cost.pricing.aliases import model_aliases
 from otel_ai_cost.pricing.catalog import PriceCatalog, default_catalog
 from otel_ai_cost.pricing.quote import Quote
-from otel_ai_cost.pricing.tiers import STANDARD
 from otel_ai_cost.pricing.usage import Usage
 from otel_ai_cost.telemetry.errors import report_internal_error
 from otel_ai_cost.telemetry.metrics import CallPoint, CostMetrics, Labels, metrics_for
@@ -384,36 +383,20 @@ class Call:
             asked = self.request_model
             priced_as = self._recorder.model_aliases.get(asked, asked) if asked else None
             model = response_model or priced_as or ""
-            # A dated response id may be newer than the catalog while the name the caller asked for is known: ask
-            # first (no warning), so `quote()` only warns about the model the call is finally priced as.
-            if (
-                priced_as
-                and model != priced_as
-                and not _has_price(catalog, self.provider, model, at, service_tier, region)
-            ):
-                model = priced_as
-            quote = catalog.quote(self.provider, model, usage, at=at, service_tier=service_tier, region=region)
-            if quote.status is PricingStatus.UNPRICED and priced_as and model != priced_as:
-                quote = catalog.quote(self.provider, priced_as, usage, at=at, service_tier=service_tier, region=region)
+            # A dated response id may be newer than the catalog while the name the caller asked for is known: that
+            # is tried next, so only the model the call is finally priced as is warned about.
+            fallback = priced_as if priced_as and priced_as != model else None
+            quote = catalog.quote(
+                self.provider, model, usage, at=at, service_tier=service_tier, region=region, warn=fallback is None
+            )
+            if quote.status is PricingStatus.UNPRICED and fallback:
+                quote = catalog.quote(self.provider, fallback, usage, at=at, service_tier=service_tier, region=region)
         except Exception as exc:
             report_internal_error("recorder.finish", exc)
             return Quote.unpriced(_catalog_version(catalog)), PricingReason.PRICING_ERROR.value
         if quote.status is not PricingStatus.UNPRICED:
             return quote, None
         return quote, (quote.reason or PricingReason.NO_PRICE).value
-
-
-def _has_price(
-    catalog: PriceCatalog, provider: str, model: str, at: datetime, service_tier: str | None, region: str | None
-) -> bool:
-    """Whether the catalog prices `model` (a cached lookup, no warning). On doubt, True: `quote()` then decides."""
-    try:
-        try:
-            return catalog.resolve(provider, model, at=at, tier=service_tier or STANDARD, region=region) is not None
-        except ValueError:  # an unknown service tier: quote() prices it as standard, and says so
-            return catalog.resolve(provider, model, at=at, region=region) is not None
-    except Exception:
-        return True
 
 
 def _catalog_version(catalog: PriceCatalog) -> str:

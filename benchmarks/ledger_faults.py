@@ -41,8 +41,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ledger_ingest import cost_span_request, environment, free_port
-from ledger_load import fresh_request, start_service, stop_service
+from ledger_ingest import cost_span_request, environment, free_port, start_service
+from ledger_load import fresh_request, stop_service
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 

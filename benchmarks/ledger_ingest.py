@@ -155,17 +155,25 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def start_service(url: str, port: int, cpu: int | None, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_service(
+    url: str, port: int, env: dict[str, str], *extra: str, cpu: int | None = None
+) -> subprocess.Popen[bytes]:
+    """`otel-ai-cost ledger serve` (with `extra` options) as a subprocess, pinned to `cpu` if given, once healthy."""
+
     def pin() -> None:
         if cpu is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {cpu})
 
     command = [sys.executable, "-m", "otel_ai_cost", "ledger", "serve", "--ledger", url, "--port", str(port)]
-    process = subprocess.Popen([*command, "--log-level", "warning"], preexec_fn=pin, env=env, stdout=subprocess.DEVNULL)
+    errors = tempfile.TemporaryFile()  # not a pipe: nobody reads it while the service runs
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning", *extra], preexec_fn=pin, env=env, stdout=subprocess.DEVNULL, stderr=errors
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the ledger service exited with {process.returncode}")
+            errors.seek(0)
+            raise SystemExit(f"the ledger service exited with {process.returncode}: {errors.read()[-2000:]!r}")
         try:
             if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
                 return process
@@ -227,7 +235,7 @@ def run(store: str, url: str, args: argparse.Namespace, env: dict[str, str], rec
     warmup = bodies(template, 2, args.gzip)
     timed = bodies(template, batches, args.gzip)
     port = free_port()
-    process = start_service(url, port, args.cpu, env)
+    process = start_service(url, port, env, cpu=args.cpu)
     endpoint = f"http://127.0.0.1:{port}/v1/traces"
     try:
         send_all(endpoint, warmup, 1, args.gzip)

@@ -41,7 +41,7 @@ import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ledger_ingest import calls, cost_span_request, environment, free_port, metric
+from ledger_ingest import calls, cost_span_request, environment, free_port, metric, start_service
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -74,25 +74,6 @@ class MemoryResult:
     @property
     def added_peak_mib(self) -> float:
         return round(self.peak_mib - self.rss_before_mib, 1)
-
-
-def start_service(url: str, port: int, env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "otel_ai_cost", "ledger", "serve", "--ledger", url, "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--log-level", "warning", *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the ledger service exited with {process.returncode}: {process.stderr.read()!r}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                return process
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the ledger service did not become healthy")
 
 
 def stop_service(process: subprocess.Popen[bytes]) -> int:

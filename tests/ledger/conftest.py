@@ -1,4 +1,5 @@
-"""Shared fixtures of the ledger tests: ledger records made to measure, a SQLite ledger in `tmp_path`."""
+"""Shared fixtures of the ledger tests: ledger records made to measure, a SQLite ledger in `tmp_path`, ledger
+services on free ports, and a moto DynamoDB server."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from dynamodb_server import LoopbackDynamoDB, fake_aws_environment, start_server
 
 from otel_ai_cost.ledger.record import LedgerRecord
+from otel_ai_cost.ledger.service import LedgerService, ServiceConfig
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
 
 MakeRecord = Callable[..., LedgerRecord]
@@ -76,3 +78,34 @@ def server() -> Iterator[LoopbackDynamoDB]:
 def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials and no AWS config files: botocore never reaches for a real account."""
     fake_aws_environment(monkeypatch)
+
+
+# -- the ledger service ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    """The store the test's services write to (a module may define its own `store`)."""
+    store = SQLiteStore(tmp_path / "ledger.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def start_service(store: Any) -> Iterator[Callable[..., LedgerService]]:
+    """Starts a service on a free port over `store` (or the store given), its clock fixed when `clock` is given,
+    with `ServiceConfig` fields as keywords; every one is shut down after the test."""
+    started: list[LedgerService] = []
+
+    def start(
+        service_store: Any = None, *, clock: Callable[[], datetime] | None = None, **config: Any
+    ) -> LedgerService:
+        service = LedgerService(service_store or store, ServiceConfig(port=0, **config))
+        if clock is not None:
+            service.clock = clock
+        started.append(service.start())
+        return service
+
+    yield start
+    for service in started:
+        service.shutdown(timeout=5)

@@ -180,6 +180,19 @@ class LoopbackDynamoDB(ThreadedMotoServer):
             "dynamodb", region_name=REGION, endpoint_url=self.endpoint_url, **FAKE_CREDENTIALS, **kwargs
         )
 
+    def damage_totals(self, table: str, update: str) -> None:
+        """Applies `update` (an UpdateExpression with `:x` = 5) to every running-total item: for the tests of
+        `rebuild_totals`, which must put them right from the records."""
+        raw = self.client()
+        for item in raw.scan(TableName=table)["Items"]:
+            if "#TOTAL#" in item["PK"]["S"]:
+                raw.update_item(
+                    TableName=table,
+                    Key={"PK": item["PK"], "SK": item["SK"]},
+                    UpdateExpression=update,
+                    ExpressionAttributeValues={":x": {"N": "5"}},
+                )
+
 
 def start_server() -> LoopbackDynamoDB:
     """Starts a server; the caller stops it with `.stop()`."""

@@ -8,12 +8,12 @@ import re
 import time
 
 import requests
-from test_service_limits import closed_within, connect, export_promptly, slow_upload, sockets, start_service, store
+from test_service_limits import closed_within, connect, export_promptly, slow_upload, sockets
 
 from otel_ai_cost import contract
 from otel_ai_cost.ledger.service.connections import Phase
 
-__all__ = ["sockets", "start_service", "store"]  # fixtures shared with test_service_limits
+__all__ = ["sockets"]  # a fixture shared with test_service_limits
 
 CONNECTION_COUNTERS = (
     contract.LEDGER_CONNECTIONS_EVICTED,

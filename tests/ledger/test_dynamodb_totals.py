@@ -101,15 +101,7 @@ def test_rebuild_totals_rebuilds_the_team_and_operation_type_totals(
 ) -> None:
     store.write(records(1, 30))
     before = store.totals("production", "2026-11")
-    raw = server.client()
-    for item in raw.scan(TableName=store.table)["Items"]:  # damage every total item (test only)
-        if "#TOTAL#" in item["PK"]["S"]:
-            raw.update_item(
-                TableName=store.table,
-                Key={"PK": item["PK"], "SK": item["SK"]},
-                UpdateExpression="ADD amount :x",
-                ExpressionAttributeValues={":x": {"N": "5"}},
-            )
+    server.damage_totals(store.table, "ADD amount :x")
     assert store.totals("production", "2026-11").by_team != before.by_team
 
     store.rebuild_totals("production", "2026-11")

@@ -5,7 +5,7 @@ is rejected alone with its reason in `partial_success`, and the answer is a 200 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -23,33 +23,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_ai_cost import contract
 from otel_ai_cost.contract import INSTRUMENTATION_SCOPE, Attribution, Cost, GenAI
 from otel_ai_cost.ledger.record import LedgerRecord
-from otel_ai_cost.ledger.service import LedgerService, ServiceConfig
+from otel_ai_cost.ledger.service import LedgerService
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
 from otel_ai_cost.ledger.store import InvalidRecord, RetryBatch, UsageQuery, WriteResult
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 START_NS = int(datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc).timestamp()) * 10**9
-
-
-@pytest.fixture
-def store(tmp_path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "ledger.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def start_service(store) -> Iterator[Callable[..., LedgerService]]:
-    started: list[LedgerService] = []
-
-    def start(service_store: Any = None) -> LedgerService:
-        service = LedgerService(service_store or store, ServiceConfig(port=0)).start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.shutdown(timeout=5)
 
 
 def cost_attributes(**extra: Any) -> dict[str, Any]:

@@ -4,8 +4,9 @@ Real HTTP requests against a real SQLite store; spans sent by the OpenTelemetry 
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -66,25 +67,8 @@ def record(n: int, environment: str, amount: str, **fields: Any) -> LedgerRecord
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "ledger.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def start(store: SQLiteStore, tmp_path: Path) -> Iterator[Callable[..., LedgerService]]:
-    started: list[LedgerService] = []
-
-    def start_service(**config: Any) -> LedgerService:
-        service = LedgerService(store, ServiceConfig(port=0, **config))
-        service.clock = lambda: NOW
-        started.append(service.start())
-        return service
-
-    yield start_service
-    for service in started:
-        service.shutdown(timeout=5)
+def start(start_service: Callable[..., LedgerService]) -> Callable[..., LedgerService]:
+    return functools.partial(start_service, clock=lambda: NOW)
 
 
 @pytest.fixture

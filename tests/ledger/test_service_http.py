@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -47,28 +47,6 @@ SPEND_BY_MODEL = "ai_cost_ledger_spend_by_model_USD"
 
 
 # --- fixtures and helpers ----------------------------------------------------------------------------------------
-@pytest.fixture
-def store(tmp_path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "ledger.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def start_service(store) -> Iterator[Callable[..., LedgerService]]:
-    """Starts a service on a free port (a given store, else the SQLite one); every one is shut down after."""
-    started: list[LedgerService] = []
-
-    def start(service_store: Any = None, **config: Any) -> LedgerService:
-        service = LedgerService(service_store or store, ServiceConfig(port=0, **config)).start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.shutdown(timeout=5)
-
-
 @pytest.fixture
 def service(start_service) -> LedgerService:
     return start_service()

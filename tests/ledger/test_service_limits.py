@@ -13,9 +13,8 @@ import re
 import socket
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 import pytest
@@ -32,27 +31,6 @@ from otel_ai_cost.ledger.service import otlp as otlp_codec
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
-
-
-@pytest.fixture
-def store(tmp_path) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "ledger.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def start_service(store) -> Iterator[Callable[..., LedgerService]]:
-    started: list[LedgerService] = []
-
-    def start(**config: Any) -> LedgerService:
-        service = LedgerService(store, ServiceConfig(port=0, **config)).start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.shutdown(timeout=5)
 
 
 @pytest.fixture

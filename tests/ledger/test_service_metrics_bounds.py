@@ -5,6 +5,7 @@ bounded number of reads). Records are written straight into a real SQLite store,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
@@ -54,18 +55,8 @@ def store(tmp_path: Path) -> Iterator[CountingStore]:
 
 
 @pytest.fixture
-def start(store: CountingStore) -> Iterator[Callable[..., LedgerService]]:
-    started: list[LedgerService] = []
-
-    def start_service(**config: Any) -> LedgerService:
-        service = LedgerService(store, ServiceConfig(port=0, **config))
-        service.clock = lambda: NOW
-        started.append(service.start())
-        return service
-
-    yield start_service
-    for service in started:
-        service.shutdown(timeout=5)
+def start(start_service: Callable[..., LedgerService]) -> Callable[..., LedgerService]:
+    return functools.partial(start_service, clock=lambda: NOW)
 
 
 def scrape(service: LedgerService, metric: contract.PrometheusMetric) -> list[tuple[dict[str, str], Decimal]]:

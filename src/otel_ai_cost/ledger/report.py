@@ -18,13 +18,12 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Context, Decimal, Inexact, Rounded
+from decimal import Decimal
 from typing import Any
 
 from otel_ai_cost.contract import CURRENCY, Outcome, PricingStatus, RecordSource
 from otel_ai_cost.ledger.record import LedgerRecord
-from otel_ai_cost.ledger.store import AggregateRow
+from otel_ai_cost.ledger.store import EXACT_SUMS, AggregateRow, sum_rows
 from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
 
 __all__ = [
@@ -44,16 +43,12 @@ UNPRICED_WARNING = (
 )
 UNKNOWN_COST_WARNING = "{n} call(s) of unknown cost: the amounts marked >= are lower bounds; ? is unknown, not zero."
 NO_USAGE_WARNING = "{n} call(s) {why}: their cost is UNKNOWN, not zero, so {what}."
-_EXACT = Context(prec=400, traps=[Inexact, Rounded])  # sums of exact amounts must never round
 
 
 def unknown_cost_calls(row: AggregateRow) -> int:
-    """The calls of `row` whose cost is unknown.
-
-    A store's row may count them all (`unknown_cost_calls`: unpriced calls, streams closed before their usage
-    arrived, answers without usage; see `otel_ai_cost.ledger.unknown_cost`); a row without that count has only its
-    `unpriced_calls`, which are unknown too."""
-    return int(getattr(row, "unknown_cost_calls", row.unpriced_calls))
+    """The calls of `row` whose cost is unknown: unpriced calls, streams closed before their usage arrived, answers
+    without usage (`otel_ai_cost.ledger.unknown_cost`)."""
+    return row.unknown_cost_calls
 
 
 # (key in JSON/CSV, table heading, value of an AggregateRow), in JSON/CSV order
@@ -86,36 +81,9 @@ def format_amount(amount: Decimal | None) -> str:
     return f"{whole}.{fraction.ljust(2, '0')}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Total(AggregateRow):
-    """The sum of a report's rows, with every call of unknown cost its rows count."""
-
-    unknown_cost_calls: int = 0
-
-
 def total_of(rows: Sequence[AggregateRow]) -> AggregateRow:
-    """One row summing `rows` (exact), calls of unknown cost included (`unknown_cost_calls(total)`)."""
-    amount = Decimal(0)
-    for row in rows:
-        amount = _EXACT.add(amount, row.amount)
-    computed = None
-    if _has_computed(rows):
-        computed = Decimal(0)
-        for row in rows:
-            computed = _EXACT.add(computed, row.amount if row.computed_amount is None else row.computed_amount)
-    return _Total(
-        group=(),
-        amount=amount,
-        calls=sum(r.calls for r in rows),
-        unpriced_calls=sum(r.unpriced_calls for r in rows),
-        input_tokens=sum(r.input_tokens for r in rows),
-        output_tokens=sum(r.output_tokens for r in rows),
-        cache_read_input_tokens=sum(r.cache_read_input_tokens for r in rows),
-        cache_write_input_tokens=sum(r.cache_write_input_tokens for r in rows),
-        reasoning_output_tokens=sum(r.reasoning_output_tokens for r in rows),
-        computed_amount=computed,
-        unknown_cost_calls=sum(unknown_cost_calls(r) for r in rows),
-    )
+    """One row summing `rows` (exact), calls of unknown cost included."""
+    return sum_rows(rows)
 
 
 def _has_computed(rows: Sequence[AggregateRow]) -> bool:
@@ -267,7 +235,7 @@ def render_job(job_id: str, records: Sequence[LedgerRecord], fmt: str = "table")
     amount = Decimal(0)
     for record in records:
         if record.amount is not None:
-            amount = _EXACT.add(amount, record.amount)
+            amount = EXACT_SUMS.add(amount, record.amount)
     unpriced = sum(1 for r in records if r.pricing_status == PricingStatus.UNPRICED.value)
     unknown = [is_cost_unknown(r) for r in records]
     if fmt == "json":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, Rounded
 from typing import Protocol
 
 
@@ -119,6 +119,27 @@ class AggregateRow:
 
     def __post_init__(self) -> None:
         _count_unpriced_as_unknown(self)
+
+
+EXACT_SUMS = Context(prec=400, traps=[Inexact, Rounded])  # sums of exact amounts must never round
+
+_COUNTS = ("calls", "unpriced_calls", "unknown_cost_calls", "input_tokens", "output_tokens", "cache_read_input_tokens",
+           "cache_write_input_tokens", "reasoning_output_tokens")  # fmt: skip
+
+
+def sum_rows(rows: Sequence[AggregateRow], group: tuple[tuple[str, str], ...] = ()) -> AggregateRow:
+    """One row summing `rows` exactly: a report's total, or the same group merged across environments.
+    `computed_amount` is set when any row has one (a row without it adds its `amount`)."""
+    amount = Decimal(0)
+    for row in rows:
+        amount = EXACT_SUMS.add(amount, row.amount)
+    computed = None
+    if any(row.computed_amount is not None for row in rows):
+        computed = Decimal(0)
+        for row in rows:
+            computed = EXACT_SUMS.add(computed, row.amount if row.computed_amount is None else row.computed_amount)
+    counts = {name: sum(getattr(row, name) for row in rows) for name in _COUNTS}
+    return AggregateRow(group=group, amount=amount, computed_amount=computed, **counts)
 
 
 def _count_unpriced_as_unknown(sums: AggregateRow | Totals) -> None:

@@ -29,7 +29,6 @@ import ipaddress
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Context, Inexact, Rounded
 from heapq import merge
 from pathlib import Path
 from typing import NoReturn
@@ -38,14 +37,13 @@ import yaml
 
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.service.otlp import Extracted
-from otel_ai_cost.ledger.store import AggregateRow, LedgerStore, UsageQuery
+from otel_ai_cost.ledger.store import AggregateRow, LedgerStore, UsageQuery, sum_rows
 from otel_ai_cost.pricing.yaml_nodes import NodeReader, PriceFileError
 
 ALL = "*"
 MIN_TOKEN_CHARS = 16  # a plain `token:` shorter than this is refused: guessable
 MAX_TOKENS = 1000  # entries per file: every request compares against each one
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_EXACT = Context(prec=400, traps=[Inexact, Rounded])  # merging exact sums must never round
 _ENTRY_KEYS = ("name", "sha256", "token", "write", "read")
 
 
@@ -251,7 +249,7 @@ class ScopedReader:
         rows: dict[tuple[tuple[str, str], ...], AggregateRow] = {}
         for env in environments:
             for row in self._store.aggregate(_with_environment(query, env), group_by):
-                rows[row.group] = _add_rows(rows[row.group], row) if row.group in rows else row
+                rows[row.group] = sum_rows([rows[row.group], row], row.group) if row.group in rows else row
         return [rows[group] for group in sorted(rows)]
 
 
@@ -259,29 +257,6 @@ def _with_environment(query: UsageQuery, environment: str) -> UsageQuery:
     values = {name: getattr(query, name) for name in UsageQuery.__dataclass_fields__}
     values["environment"] = environment
     return UsageQuery(**values)
-
-
-def _add_rows(a: AggregateRow, b: AggregateRow) -> AggregateRow:
-    """Two groups with the same values (from different environments) as one."""
-    computed = None
-    if a.computed_amount is not None or b.computed_amount is not None:
-        computed = _EXACT.add(
-            a.amount if a.computed_amount is None else a.computed_amount,
-            b.amount if b.computed_amount is None else b.computed_amount,
-        )
-    return AggregateRow(
-        group=a.group,
-        amount=_EXACT.add(a.amount, b.amount),
-        calls=a.calls + b.calls,
-        unpriced_calls=a.unpriced_calls + b.unpriced_calls,
-        unknown_cost_calls=a.unknown_cost_calls + b.unknown_cost_calls,
-        input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        cache_read_input_tokens=a.cache_read_input_tokens + b.cache_read_input_tokens,
-        cache_write_input_tokens=a.cache_write_input_tokens + b.cache_write_input_tokens,
-        reasoning_output_tokens=a.reasoning_output_tokens + b.reasoning_output_tokens,
-        computed_amount=computed,
-    )
 
 
 # --- binding -----------------------------------------------------------------------------------------------------

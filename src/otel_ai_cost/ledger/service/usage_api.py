@@ -24,15 +24,14 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
-from decimal import Context, Decimal, Inexact, Rounded
+from decimal import Decimal
 from typing import Any, Protocol
 
 from otel_ai_cost.contract import CURRENCY, PricingStatus
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
-from otel_ai_cost.ledger.store import GROUP_BY_FIELDS, AggregateRow, UsageQuery
+from otel_ai_cost.ledger.store import EXACT_SUMS, GROUP_BY_FIELDS, AggregateRow, UsageQuery, sum_rows
 from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
 
-_EXACT = Context(prec=400, traps=[Inexact, Rounded])  # sums of exact amounts must never round
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # Query-string names of the UsageQuery filters that map one to one (dates are parsed separately).
@@ -160,25 +159,8 @@ def answer(store: UsageReader, request: UsageRequest | AiUsageRequest) -> dict[s
 
 def _aggregated(store: UsageReader, request: UsageRequest) -> dict[str, Any]:
     rows = store.aggregate(request.query, list(request.group_by))
-    summary: dict[str, Any] = {"amount": Decimal(0), "calls": 0, "unpriced_calls": 0, "unknown_cost_calls": 0,
-                               **dict.fromkeys(_SUMS, 0)}  # fmt: skip
-    out_rows = []
-    for row in rows:
-        out_rows.append(_row(row))
-        summary["amount"] += row.amount
-        summary["calls"] += row.calls
-        summary["unpriced_calls"] += row.unpriced_calls
-        summary["unknown_cost_calls"] += row.unknown_cost_calls
-        for name in _SUMS:
-            summary[name] += getattr(row, name)
-    summary["amount"] = format(summary["amount"], "f")
-    if any(row.computed_amount is not None for row in rows):  # provider-reported amounts with our figure beside
-        computed = Decimal(0)
-        for row in rows:
-            computed = _EXACT.add(computed, row.amount if row.computed_amount is None else row.computed_amount)
-        summary["computed_amount"] = format(computed, "f")
-    summary["currency"] = CURRENCY
-    _note_lower_bound(summary, summary["unknown_cost_calls"])
+    summary = _row(sum_rows(rows))  # the group is (): the summary has the rows' measures only
+    out_rows = [_row(row) for row in rows]
     return {"query": _echo(request), "aggregation": list(request.group_by), "summary": summary, "rows": out_rows}
 
 
@@ -310,7 +292,7 @@ class _Group:
         self.names: dict[str, set[str]] = {}
 
     def add(self, amount: Decimal, tokens: int, calls: int, unpriced: int, unknown: int, **names: str) -> None:
-        self.cost = _EXACT.add(self.cost, amount)
+        self.cost = EXACT_SUMS.add(self.cost, amount)
         self.tokens += tokens
         self.calls += calls
         self.unpriced += unpriced

@@ -169,7 +169,59 @@ class LedgerStore(Protocol):
         """Running totals for a day ('2026-11-22') or a month ('2026-11'), without scanning records."""
         ...
 
+    # -- the billed side (`otel_ai_cost.reconcile`): what the providers billed, and each reconciliation run --------
+
+    def replace_billed(self, pull: BilledPull) -> BilledWrite:
+        """Stores a billing source's pull: every line and usage row of `pull.source` on the days
+        `pull.start_day`..`pull.end_day` is replaced by the pull's (a day re-pulled is replaced, never added to; a
+        line the provider dropped is gone). A line or usage row outside the window raises ValueError."""
+        ...
+
+    def write_billed(self, lines: Sequence[BilledLine]) -> BilledWrite:
+        """Upserts lines by `BilledLine.key` (figures entered by hand: the latest figure for a key wins)."""
+        ...
+
+    def billed_lines(self, query: BilledQuery) -> list[BilledLine]:
+        """Stored billed lines matching `query`, by day, then source, account and line."""
+        ...
+
+    def billed_usage(self, query: BilledQuery) -> list[BilledUsage]:
+        """Stored billed usage rows matching `query`, by day, then source, account, model and tier."""
+        ...
+
+    def write_reconciliation(self, run: RunRecord) -> None:
+        """Stores a run, and makes its days the latest verdict for each (provider, day, environment)."""
+        ...
+
+    def reconciled_days(self, query: BilledQuery) -> list[ReconciledDay]:
+        """The latest run's verdict per (provider, day, environment) matching `query`, by day then provider."""
+        ...
+
+    def reconciliation_runs(self, limit: int = 20) -> list[RunRecord]:
+        """The latest runs, newest first, each with its days and document."""
+        ...
+
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class BilledQuery:
+    """Filters of the billed side; days are UTC and inclusive. `environments`: None for every line (the
+    organization-wide ones, environment "", included); a set for the lines mapped to those environments only."""
+
+    start_day: date
+    end_day: date
+    provider: str | None = None
+    source: str | None = None
+    environments: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BilledWrite:
+    written: int  # lines and usage rows stored
+    removed: int = 0  # stored lines and usage rows of the window that the pull no longer has
+
+
 from otel_ai_cost.ledger.record import LedgerRecord  # noqa: E402  (for the annotations above)
+from otel_ai_cost.reconcile.billed import BilledLine, BilledPull, BilledUsage  # noqa: E402
+from otel_ai_cost.reconcile.runs import ReconciledDay, RunRecord  # noqa: E402

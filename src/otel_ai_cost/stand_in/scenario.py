@@ -156,7 +156,8 @@ class RecordedRequest:
 
     `path` has no query string (`query` holds it, e.g. `{"beta": "true"}` for `client.beta.messages`);
     `headers` keys are lowercased; `body` is the parsed JSON body (None when empty or not JSON);
-    `scenario` is the scripted scenario that answered it (None for the default answer).
+    `scenario` is the scripted scenario that answered it (None for the default answer); `query_list` keeps every
+    query parameter in order, repeated ones included (`group_by=a&group_by=b`), where `query` keeps the last.
     """
 
     method: str
@@ -165,6 +166,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     scenario: Scenario | None = None
+    query_list: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

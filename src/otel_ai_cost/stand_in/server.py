@@ -25,7 +25,8 @@ from types import ModuleType, TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import anthropic_api, openai_api
+from . import anthropic_api, anthropic_billing, openai_api, openai_billing
+from .billing_book import BillingBook
 from .scenario import Answer, PromptCache, Provider, RecordedRequest, Scenario
 
 Handler = Callable[[RecordedRequest, Scenario, PromptCache], Answer]
@@ -40,6 +41,12 @@ ROUTES: dict[str, tuple[Provider, Handler]] = {
     "/v1/messages/count_tokens": ("anthropic", anthropic_api.count_tokens),
 }
 _APIS: dict[Provider, ModuleType] = {"openai": openai_api, "anthropic": anthropic_api}
+_BILLING: dict[Provider, ModuleType] = {"openai": openai_billing, "anthropic": anthropic_billing}
+# The providers' billing endpoints (GET), answered from `StandInServer.billing`.
+BILLING_ROUTES: dict[str, tuple[Provider, Any]] = {
+    **{path: ("openai", handler) for path, handler in openai_billing.ROUTES.items()},
+    **{path: ("anthropic", handler) for path, handler in anthropic_billing.ROUTES.items()},
+}
 _CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
@@ -59,6 +66,8 @@ class StandInServer:
         self._queue: deque[tuple[Scenario, str | None]] = deque()
         self._requests: list[RecordedRequest] = []
         self._caches: dict[Provider, PromptCache] = {"openai": PromptCache(), "anthropic": PromptCache()}
+        # What the billing endpoints bill: every successful model answer adds its usage (see `billing_book`).
+        self.billing = BillingBook()
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -161,6 +170,7 @@ class StandInServer:
         with self._lock:
             self._queue.clear()
             self._requests.clear()
+        self.billing.clear()
         with self._build_lock:
             for cache in self._caches.values():
                 cache.clear()
@@ -192,6 +202,31 @@ class StandInServer:
             self._stopping.wait(seconds)
 
     def _answer(self, request: RecordedRequest, scenario: Scenario) -> Answer:
+        if request.method == "GET" and request.path in BILLING_ROUTES:
+            return self._billing_answer(request, scenario)
+        answer = self._model_answer(request, scenario)
+        route = ROUTES.get(request.path)
+        if route is not None and answer.status == 200:
+            served = _BILLING[route[0]].served_usage(request, answer)
+            if served is not None:
+                self.billing.add(served)
+        return answer
+
+    def _billing_answer(self, request: RecordedRequest, scenario: Scenario) -> Answer:
+        provider, handler = BILLING_ROUTES[request.path]
+        api = _APIS[provider]
+        if scenario.status is not None:
+            answer = api.error_answer(scenario.status, scenario)
+            answer.headers.update(scenario.headers)
+            return answer
+        try:
+            return handler(request, self.billing)
+        except Exception as err:  # a stand-in bug or a bad query: say so, and stop the SDK retrying
+            return api.error_answer(
+                500, Scenario(should_retry=False), message=f"stand-in failed: {type(err).__name__}: {err}"
+            )
+
+    def _model_answer(self, request: RecordedRequest, scenario: Scenario) -> Answer:
         route = ROUTES.get(request.path) if request.method == "POST" else None
         if route is None:
             api = anthropic_api if _is_anthropic(request.headers) else openai_api
@@ -295,11 +330,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = None
         split = urlsplit(self.path)
         path = canonical_path(split.path)
-        scenario = stand_in._take(path) if path in ROUTES else None
+        scenario = stand_in._take(path) if path in ROUTES or path in BILLING_ROUTES else None
         request = RecordedRequest(
             method=self.command,
             path=path,
             query=dict(parse_qsl(split.query)),
+            query_list=parse_qsl(split.query),
             headers={key.lower(): value for key, value in self.headers.items()},
             body=body,
             scenario=scenario,

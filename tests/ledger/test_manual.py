@@ -20,7 +20,7 @@ from otel_ai_cost.ledger.manual import (
     parse_usage_lines,
 )
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
-from otel_ai_cost.ledger.store import UsageQuery
+from otel_ai_cost.ledger.store import BilledQuery, UsageQuery
 
 # The seeds' line, and a middleware line with usage but no cost.
 SEED_LINE = '{"timestamp":"2026-01-30T14:00:00Z","service":"openai","cost_usd":45.23,"source":"dashboard"}'
@@ -99,12 +99,20 @@ def test_importing_the_same_file_twice_changes_nothing(tmp_path: Path, sqlite_st
     first = import_usage_file(sqlite_store, usage)
     totals = sqlite_store.totals("development", "2026-01")
     second = import_usage_file(sqlite_store, usage)
-    assert ((first.new, first.already_recorded), (second.new, second.already_recorded)) == ((2, 0), (0, 2))
+    assert ((first.new, first.already_recorded), (second.new, second.already_recorded)) == ((1, 0), (0, 1))
+    assert first.billed == second.billed == 1  # the dashboard figure: the billed side, not spend
     assert sqlite_store.totals("development", "2026-01") == totals
-    assert totals.amount == Decimal("45.23027") and totals.calls == 2
+    assert totals.amount == Decimal("0.00027") and totals.calls == 1
+    (billed,) = sqlite_store.billed_lines(BilledQuery(date(2026, 1, 1), date(2026, 1, 31)))
+    assert (billed.provider, billed.day, billed.source) == ("openai", date(2026, 1, 30), "dashboard")
+    assert billed.amount == Decimal("45.23")
     # A later file sharing a line with the first (an archive, a re-export): only the new line counts.
-    later = _write(tmp_path / "later.jsonl", SEED_LINE.replace("45.23", "45.230"), SEED_LINE.replace("14:00", "18:00"))
+    later = _write(tmp_path / "later.jsonl", USAGE_LINE, USAGE_LINE.replace("15:00", "18:00"))
     assert import_usage_file(sqlite_store, later).new == 1
+    # The same day's dashboard figure again, spelt differently: the one figure, unchanged.
+    again = _write(tmp_path / "again.jsonl", SEED_LINE.replace("45.23", "45.230"), SEED_LINE.replace("14:00", "18:00"))
+    import_usage_file(sqlite_store, again)
+    assert len(sqlite_store.billed_lines(BilledQuery(date(2026, 1, 1), date(2026, 1, 31)))) == 1
 
 
 def test_a_bad_line_fails_the_whole_file_naming_file_line_and_problem(tmp_path: Path, sqlite_store: SQLiteStore):
@@ -159,12 +167,27 @@ def test_record_command(ledger_path: Path):
             "--note", "January invoice", "--ledger", f"sqlite://{ledger_path}"]  # fmt: skip
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
-    assert first.output.startswith("recorded 20.00 USD, anthropic, 2026-01-29, environment development (invoice)")
+    assert first.output.startswith("recorded 20.00 USD billed, anthropic, 2026-01-29 (invoice)")
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and again.output.startswith("already recorded: 20.00 USD")
+    corrected = CliRunner().invoke(main, [*args[:4], "21.50", *args[5:]])
+    assert corrected.output.startswith("replaced 20.00 USD with 21.50 USD billed"), corrected.output
+    with SQLiteStore(ledger_path) as store:
+        assert list(store.query(UsageQuery())) == []  # a billed figure is not spend
+        (line,) = store.billed_lines(BilledQuery(date(2026, 1, 29), date(2026, 1, 29)))
+    assert (line.amount, line.note, line.source) == (Decimal("21.50"), "January invoice", "invoice")
+
+
+def test_a_subscription_is_spend(ledger_path: Path):
+    args = ["record", "--provider", "anthropic", "--amount", "20.00", "--date", "2026-01-29", "--source",
+            "subscription", "--ledger", f"sqlite://{ledger_path}"]  # fmt: skip
+    first = CliRunner().invoke(main, args)
+    assert first.output.startswith("recorded 20.00 USD, anthropic, 2026-01-29, environment development (subscription)")
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and again.output.startswith("already recorded: 20.00 USD")
     with SQLiteStore(ledger_path) as store:
         (entry,) = store.query(UsageQuery())
-    assert (entry.amount, entry.note, entry.record_source) == (Decimal("20.00"), "January invoice", "manual")
+    assert (entry.amount, entry.cost_source, entry.record_source) == (Decimal("20.00"), "subscription", "manual")
 
 
 def test_record_command_rejects_a_bad_amount(ledger_path: Path):
@@ -180,11 +203,11 @@ def test_import_command(tmp_path: Path, ledger_path: Path):
     runner = CliRunner()
     assert (
         runner.invoke(main, ["import", str(usage), "--ledger", ledger]).output
-        == f"{usage}: 2 new, 0 already recorded\n"
+        == f"{usage}: 1 new, 0 already recorded, 1 billed figures (dashboard or invoice: compared by `reconcile`)\n"
     )
     assert (
         runner.invoke(main, ["import", str(usage), "--ledger", ledger]).output
-        == f"{usage}: 0 new, 2 already recorded\n"
+        == f"{usage}: 0 new, 1 already recorded, 1 billed figures (dashboard or invoice: compared by `reconcile`)\n"
     )
     bad = _write(tmp_path / "bad.jsonl", SEED_LINE, "{")
     result = runner.invoke(main, ["import", str(bad), "--ledger", ledger])
@@ -196,7 +219,8 @@ def test_import_command(tmp_path: Path, ledger_path: Path):
 
 
 def test_import_command_environment_option(tmp_path: Path, ledger_path: Path):
-    usage = _write(tmp_path / "usage.jsonl", SEED_LINE, json.dumps({**json.loads(SEED_LINE), "environment": "prod"}))
+    spend = SEED_LINE.replace("dashboard", "subscription")
+    usage = _write(tmp_path / "usage.jsonl", spend, json.dumps({**json.loads(spend), "environment": "prod"}))
     result = CliRunner().invoke(main, ["import", str(usage), "-e", "staging", "--ledger", f"sqlite://{ledger_path}"])
     assert result.exit_code == 0, result.output
     with SQLiteStore(ledger_path) as store:

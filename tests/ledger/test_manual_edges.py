@@ -37,7 +37,8 @@ def _ledger_total(path: Path) -> tuple[int, Decimal]:
 
 
 def test_recording_the_same_entry_twice_without_a_date_stores_it_once(ledger_path: Path):
-    args = ["record", "--provider", "openai", "--amount", "45.23", "--ledger", f"sqlite://{ledger_path}"]
+    args = ["record", "--provider", "openai", "--amount", "45.23", "--source", "subscription", "--ledger",
+            f"sqlite://{ledger_path}"]  # fmt: skip
     first, second = CliRunner().invoke(main, args), CliRunner().invoke(main, args)
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     assert first.output.startswith("recorded 45.23 USD") and second.output.startswith("already recorded: 45.23 USD")
@@ -45,7 +46,8 @@ def test_recording_the_same_entry_twice_without_a_date_stores_it_once(ledger_pat
 
 
 def test_a_different_day_amount_or_note_is_another_entry(ledger_path: Path):
-    base = ["record", "--provider", "openai", "--amount", "45.23", "--ledger", f"sqlite://{ledger_path}"]
+    base = ["record", "--provider", "openai", "--amount", "45.23", "--source", "subscription", "--ledger",
+            f"sqlite://{ledger_path}"]  # fmt: skip
     for extra in ([], ["--date", "2026-01-29"], ["--note", "second seat"], ["--amount", "1"]):
         assert CliRunner().invoke(main, [*base, *extra]).exit_code == 0
     assert _ledger_total(ledger_path) == (4, Decimal("45.23") * 3 + 1)
@@ -186,8 +188,12 @@ def test_import_shows_progress_on_stderr_when_asked(tmp_path: Path, ledger_path:
         ("--environment", "e" * 500, "environment has 500 characters; at most 200"),
     ],
 )
-def test_the_record_command_bounds_its_texts(ledger_path: Path, option: str, value: str, problem: str):
-    args = ["record", "--provider", "openai", "--amount", "1", option, value, "--ledger", f"sqlite://{ledger_path}"]
+@pytest.mark.parametrize("source", ["subscription", "dashboard"])
+def test_the_record_command_bounds_its_texts(ledger_path: Path, option: str, value: str, problem: str, source: str):
+    if source == "dashboard":  # a billed figure's fields: `model`, not `request_model`
+        problem = problem.replace("request_model", "model")
+    args = ["record", "--provider", "openai", "--amount", "1", "--source", source, option, value, "--ledger",
+            f"sqlite://{ledger_path}"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and problem in result.output, result.output
 

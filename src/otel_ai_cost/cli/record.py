@@ -27,6 +27,8 @@ from otel_ai_cost.ledger.manual import (
     manual_record,
 )
 from otel_ai_cost.ledger.report import format_amount
+from otel_ai_cost.ledger.store import BilledQuery
+from otel_ai_cost.reconcile.manual import MANUAL_BILLED_SOURCES, billed_figure
 
 __all__ = ["import_usage", "record"]
 
@@ -35,9 +37,16 @@ __all__ = ["import_usage", "record"]
 @click.option("--provider", required=True, help="The provider billed: openai, anthropic, ...")
 @click.option("--amount", required=True, metavar="USD", help="The amount in USD, exact (e.g. 45.23).")
 @click.option("--model", default="", help="The model, if the figure is for one.")
-@click.option("--environment", "-e", help="Deployment environment (default: the current one).")
 @click.option(
-    "--date", "when", metavar="DATE", help="UTC day YYYY-MM-DD or ISO 8601 time with zone (default: today, UTC)."
+    "--environment",
+    "-e",
+    help="Deployment environment (default: the current one; for a billed figure, the whole organization).",
+)
+@click.option(
+    "--date",
+    "when",
+    metavar="DATE",
+    help="UTC day YYYY-MM-DD or ISO 8601 time with zone (default: today, UTC); an invoice may name a month YYYY-MM.",
 )
 @click.option("--note", default="", help="Free text kept with the entry.")
 @click.option("--source", type=click.Choice(MANUAL_SOURCES), default="dashboard", show_default=True)
@@ -52,13 +61,17 @@ def record(
     source: str,
     ledger: str | None,
 ) -> None:
-    """Record spend that no instrumented call shows (a dashboard figure, an invoice, a subscription).
+    """Record a billed figure (--source dashboard or invoice) or spend no call shows (--source subscription).
 
-    The entry's identity is derived from its content: recording the same entry again (the same day or
-    --date, amount, provider, model, environment, source and note) changes nothing. Without --date the entry
-    is for today's UTC day, so running the same command twice in a day records it once.
+    A dashboard or invoice figure is the BILLED side: `reconcile` compares it with the tracked calls, and reports
+    and budgets never add it to them. Recording another figure for the same provider, day (or invoice month),
+    source and model replaces the figure. A subscription is spend: a ledger record, whose identity is its content
+    (recording the same entry again changes nothing). Without --date the entry is for today's UTC day.
     """
     _warn_if_unknown(provider)
+    if source in MANUAL_BILLED_SOURCES:
+        _record_billed(provider, amount, model, when, note, source, environment or "", ledger)
+        return
     try:
         entry = manual_record(
             provider=provider, amount=amount, model=model, environment=environment, when=when, note=note, source=source
@@ -74,6 +87,34 @@ def record(
         click.echo(f"recorded {what} in {where}: id {entry.trace_id}/{entry.span_id}")
     else:
         click.echo(f"already recorded: {what} (id {entry.trace_id}/{entry.span_id}); nothing changed")
+
+
+def _record_billed(
+    provider: str, amount: str, model: str, when: str | None, note: str, source: str, environment: str,
+    ledger: str | None,
+) -> None:  # fmt: skip
+    try:
+        line = billed_figure(provider=provider, amount=amount, source=source, when=when, model=model, note=note,
+                             environment=environment)  # fmt: skip
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    with open_ledger(ledger) as store:
+        before = [
+            stored
+            for stored in store.billed_lines(BilledQuery(line.day, line.day, provider=line.provider, source=source))
+            if stored.key == line.key
+        ]
+        store.write_billed([line])
+    period = line.day.strftime("%Y-%m") if line.period == "month" else line.day.isoformat()
+    what = (
+        f"{format_amount(line.amount)} USD billed, {line.provider}{' ' + model if model else ''}, {period} ({source})"
+    )
+    if before and before[0].amount == line.amount:
+        click.echo(f"already recorded: {what}; nothing changed")
+    elif before:
+        click.echo(f"replaced {format_amount(before[0].amount)} USD with {what}")
+    else:
+        click.echo(f"recorded {what}: `otel-ai-cost reconcile` compares it with the tracked calls")
 
 
 @click.command("import")
@@ -99,7 +140,10 @@ def import_usage(file: str, environment: str | None, progress: bool | None, ledg
         except (UsageFileError, ImportInterrupted) as exc:
             raise click.ClickException(str(exc)) from exc
     rejected = f", {len(result.rejected)} rejected" if result.rejected else ""
-    click.echo(f"{file}: {result.new} new, {result.already_recorded} already recorded{rejected}")
+    billed = (
+        f", {result.billed} billed figures (dashboard or invoice: compared by `reconcile`)" if result.billed else ""
+    )
+    click.echo(f"{file}: {result.new} new, {result.already_recorded} already recorded{billed}{rejected}")
     if result.rejected:
         for line, reason in result.rejected:
             click.echo(f"{file}:{line}: {reason}", err=True)

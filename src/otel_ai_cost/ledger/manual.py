@@ -86,6 +86,8 @@ __all__ = [
 ]
 
 MANUAL_SOURCES = ("dashboard", "invoice", "subscription")
+# Figures read off a provider's bill: stored as billed lines (`otel_ai_cost.reconcile.manual`), never as spend.
+BILLED_SOURCES = ("dashboard", "invoice")
 MANUAL_SERVICE = "manual"  # the `service` of records that no instrumented service produced
 _IMPORT_SOURCE = "import"
 _MAX_PROBLEMS_SHOWN = 20
@@ -134,6 +136,7 @@ class ImportResult:
     new: int  # records written now
     already_recorded: int  # records whose identity was already in the ledger (or repeated in the file)
     rejected: tuple[tuple[int, str], ...] = ()  # (line, reason) of records the store refused (InvalidRecord)
+    billed: int = 0  # lines whose source is dashboard or invoice: stored as billed figures, not as spend
 
 
 class ImportInterrupted(Exception):
@@ -266,6 +269,12 @@ def import_usage_file(
     `on_progress(done, total)` is called after each batch. Records the store refuses are in `rejected`.
     """
     numbered = _read_numbered(path, environment=environment)
+    billed = [record for _, record in numbered if record.cost_source in BILLED_SOURCES]
+    if billed:  # the billed side of the comparison (`otel_ai_cost.reconcile.manual`), never tracked spend
+        from otel_ai_cost.reconcile.manual import billed_line_of
+
+        store.write_billed([billed_line_of(record) for record in billed])
+        numbered = [(line, record) for line, record in numbered if record.cost_source not in BILLED_SOURCES]
     new = already = 0
     rejected: list[tuple[int, str]] = []
     for start in range(0, len(numbered), max(1, batch_size)):
@@ -278,7 +287,7 @@ def import_usage_file(
         new, already, rejected = new + written, already + duplicates, rejected + refused
         if on_progress is not None:
             on_progress(start + len(batch), len(numbered))
-    return ImportResult(new=new, already_recorded=already, rejected=tuple(rejected))
+    return ImportResult(new=new, already_recorded=already, rejected=tuple(rejected), billed=len(billed))
 
 
 def _write_batch(

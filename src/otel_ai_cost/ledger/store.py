@@ -92,7 +92,8 @@ class Totals:
 
 
 GROUP_BY_FIELDS = ("day", "month", "environment", "service", "provider", "model", "operation", "operation_type",
-                   "team", "job_id", "batch_id", "cicd_run_id")  # fmt: skip  # "model" = response model, else request
+                   "team", "job_id", "batch_id", "cicd_run_id", "pricing_tier", "record_source",
+                   "cost_source")  # fmt: skip  # "model" = response model, else request
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from typing import Protocol
 
 __all__ = [
     "OTHER",
+    "AccountMap",
     "BilledLine",
     "BilledPull",
     "BilledUsage",
@@ -52,6 +53,10 @@ class BilledLine:
     environment: str = ""  # the deployment environment this account is mapped to ("" = organization-wide)
     final: bool = True  # False: the provider may still change it (AWS `Estimated`, today's partial day)
     parsed: bool = True  # False: the line's text was not understood; it stays on the bill as `other`
+    # "day": the line bills `day`; "month": it bills the whole month `day` falls in (an invoice entered by hand,
+    # stored on the month's first day), so it is compared with the month, never with one day.
+    period: str = "day"
+    note: str = ""  # free text of a figure entered by hand
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:

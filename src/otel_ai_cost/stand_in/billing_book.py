@@ -33,6 +33,7 @@ class ServedUsage:
     tier: str = ""  # standard ("") / batch / flex / priority
     account: str = ""  # OpenAI project id / Anthropic workspace id ("" = the default)
     api_key_id: str | None = "key_stand_in"  # None: a console (Workbench) call
+    endpoint: str = ""  # the path that served it ("/v1/embeddings"); OpenAI reports embeddings apart
 
 
 class BillingBook:

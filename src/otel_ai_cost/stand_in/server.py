@@ -360,7 +360,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in answer.headers.items()}
         self.send_response(answer.status)
         if answer.events is None:
-            data = json.dumps(answer.body).encode()
+            # Bytes are sent as they are: billing answers encode exact decimal amounts as JSON numbers themselves.
+            data = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
             headers.setdefault("content-type", "application/json")
             headers["content-length"] = str(len(data))
             self._headers(headers)

@@ -24,3 +24,10 @@ def test_demo_prints_each_calls_tokens_cost_and_attribution(tmp_path):
     assert "RateLimitError" in lines["chat, 429 after 2 retries"]
     assert "ai_cost.job.id=demo-job-1" in out and "ai_cost.team=platform" in out
     assert "sk-demo-not-a-real-key" not in out + result.stderr
+    # It ends with a reconciliation against the stand-in's billing endpoints: each provider's day, exactly 0.00%.
+    reconciliation = out[out.index("reconciliation: tracked beside what the stand-in billed") :]
+    day_rows = [line for line in reconciliation.splitlines() if "│ 20" in line]
+    assert {row.split("│")[2].strip() for row in day_rows} == {"openai", "anthropic"}
+    assert all("0.00%" in row and "match" in row for row in day_rows), reconciliation
+    assert "unpriced records: 1 tracked call(s) of acme-llm-7b" in reconciliation
+    assert "sk-admin-demo-not-a-real-key" not in out + result.stderr

@@ -173,3 +173,9 @@ def test_models_meet_across_spellings() -> None:
     assert model_key("us.anthropic.claude-3-haiku-20240307-v1:0") == model_key("Claude3Haiku")
     assert model_key("claude-haiku-4-5-20251001") == model_key("claude-haiku-4-5")
     assert model_key("gpt-4.1") != model_key("gpt-4o")
+
+
+def test_unpriced_calls_are_not_mistaken_for_a_stale_price() -> None:
+    rows = [tracked(D1, "1.00", input_tokens=2_000_000, unknown=1)]
+    (day,) = run(rows, [line(D1, "2.00")], [usage(D1, 2_000_000, 0)]).days
+    assert day.causes == (Cause.UNPRICED,)

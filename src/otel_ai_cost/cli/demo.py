@@ -5,8 +5,9 @@ answers with the providers' own response shapes. What is printed is read back fr
 instrumentation produced, exactly as an exporter would ship them.
 
 The calls are also written through the in-process ledger exporter into a usage ledger (by default a fresh SQLite
-file in a temporary directory, whose path is printed; `--ledger URL` to choose), and the demo ends with the
-ledger's report: the whole chain, call -> span -> ledger record -> report, on a fresh machine.
+file in a temporary directory, whose path is printed; `--ledger URL` to choose), then the ledger's report, and the
+demo ends with a reconciliation against the stand-in's billing endpoints: the whole chain, call -> span -> ledger
+record -> report -> the bill beside it, on a fresh machine.
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def demo(ledger: str | None) -> None:
                         if span.instrumentation_scope and span.instrumentation_scope.name == INSTRUMENTATION_SCOPE:
                             attributes = span.attributes or {}
                             click.echo(_row(label, attributes))
-        tracer_provider.force_flush()  # the ledger exporter's batch processor writes what it holds
+            tracer_provider.force_flush()  # the ledger exporter's batch processor writes what it holds
+            reconciliation = _reconcile(server, store)
     finally:
         otel_ai_cost.uninstrument()
 
@@ -165,6 +167,7 @@ def demo(ledger: str | None) -> None:
     for labels, value in _spend(reader):
         click.echo(f"  {labels[GenAI.PROVIDER_NAME]:<10} {labels[GenAI.REQUEST_MODEL]:<22} {value:.8f}")
     _print_report(store, ledger_url, str(env))
+    _print_reconciliation(reconciliation, ledger_url)
     meter_provider.shutdown()
     tracer_provider.shutdown()  # closes the ledger
 
@@ -200,6 +203,36 @@ def _print_report(store: Any, url: str, environment: str) -> None:
     click.echo(render_report(rows, group_by, "table", unpriced_models=unpriced))
     click.echo(f"\nmore: otel-ai-cost report --ledger {url} --by day,operation_type,team")
     click.echo(f"      otel-ai-cost jobs show demo-job-1 --ledger {url}")
+
+
+def _reconcile(server: Any, store: Any) -> Any:
+    """Today's reconciliation against the stand-in's billing endpoints (OpenAI's Costs and Usage APIs, Anthropic's
+    cost and usage reports, read by the real admin clients), which bill the calls the stand-in served."""
+    from datetime import datetime, timezone
+
+    import anthropic
+    import openai
+
+    from otel_ai_cost.reconcile.anthropic_costs import AnthropicCostReport
+    from otel_ai_cost.reconcile.openai_costs import OpenAICosts
+    from otel_ai_cost.reconcile.run import reconcile
+
+    today = datetime.now(timezone.utc).date()
+    admin = "sk-admin-demo-not-a-real-key"  # the stand-in takes any key
+    sources = [
+        OpenAICosts(client=openai.OpenAI(base_url=server.openai_base_url, admin_api_key=admin, api_key="")),
+        AnthropicCostReport(client=anthropic.Anthropic(base_url=server.anthropic_base_url, api_key=admin)),
+    ]
+    return reconcile(store, start_day=today, end_day=today, sources=sources, today=today)
+
+
+def _print_reconciliation(result: Any, url: str) -> None:
+    from otel_ai_cost.reconcile.render import render
+
+    click.echo("\nreconciliation: tracked beside what the stand-in billed (its Costs and usage APIs), "
+               "`otel-ai-cost reconcile`:")  # fmt: skip
+    click.echo(render(result, "table"), nl=False)
+    click.echo(f"more: otel-ai-cost reconcile --no-pull --format html -o reconciliation.html --ledger {url}")
 
 
 def _row(label: str, a: Any) -> str:

@@ -450,7 +450,7 @@ def _token_findings(
                 None if billed is None else billed - amount,
             )
         ]
-    if abs(gap) <= threshold:
+    if abs(gap) <= threshold and not tracked.unknown:  # with calls of unknown cost, the money cannot tell
         implied = [
             f"{c.token_class} {_usd(c.billed_amount * 1_000_000 / c.billed_tokens)}/1M"
             for c in classes

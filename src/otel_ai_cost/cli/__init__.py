@@ -18,8 +18,10 @@ def _register() -> None:
     from otel_ai_cost.cli.dashboards import dashboards
     from otel_ai_cost.cli.demo import demo
     from otel_ai_cost.cli.docs import docs
+    from otel_ai_cost.cli.export import export
     from otel_ai_cost.cli.ledger import ledger
     from otel_ai_cost.cli.prices import prices
+    from otel_ai_cost.cli.reconcile import reconcile
     from otel_ai_cost.cli.record import import_usage, record
     from otel_ai_cost.cli.report import jobs, report
     from otel_ai_cost.cli.stand_in import stand_in
@@ -29,10 +31,12 @@ def _register() -> None:
     main.add_command(dashboards)
     main.add_command(demo)
     main.add_command(docs)
+    main.add_command(export)
     main.add_command(ledger)
     main.add_command(prices)
     main.add_command(report)
     main.add_command(jobs)
+    main.add_command(reconcile)
     main.add_command(record)
     main.add_command(import_usage)
     main.add_command(stand_in)

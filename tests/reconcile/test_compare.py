@@ -16,9 +16,10 @@ TODAY = date(2026, 12, 1)
 
 def tracked(day: date, amount: str, *, provider: str = "openai", model: str = "gpt-4o-mini", tier: str = "",
             calls: int = 10, unknown: int = 0, input_tokens: int = 0, output_tokens: int = 0, cache_read: int = 0,
-            record_source: str = "span", cost_source: str = "local") -> AggregateRow:  # fmt: skip
+            record_source: str = "span", cost_source: str = "local", environment: str = "production",
+            ) -> AggregateRow:  # fmt: skip
     group = (("day", day.isoformat()), ("provider", provider), ("model", model), ("pricing_tier", tier),
-             ("record_source", record_source), ("cost_source", cost_source))  # fmt: skip
+             ("record_source", record_source), ("cost_source", cost_source), ("environment", environment))  # fmt: skip
     return AggregateRow(group=group, amount=Decimal(amount), calls=calls, unpriced_calls=unknown,
                         input_tokens=input_tokens, output_tokens=output_tokens, cache_read_input_tokens=cache_read,
                         cache_write_input_tokens=0, reasoning_output_tokens=0, unknown_cost_calls=unknown)  # fmt: skip
@@ -179,3 +180,16 @@ def test_unpriced_calls_are_not_mistaken_for_a_stale_price() -> None:
     rows = [tracked(D1, "1.00", input_tokens=2_000_000, unknown=1)]
     (day,) = run(rows, [line(D1, "2.00")], [usage(D1, 2_000_000, 0)]).days
     assert day.causes == (Cause.UNPRICED,)
+
+
+def test_accounts_mapped_to_an_environment_get_rows_of_their_own() -> None:
+    from dataclasses import replace
+
+    rows = [tracked(D1, "1.00"), tracked(D1, "0.50", environment="staging")]
+    lines = [replace(line(D1, "1.00"), account="proj_a", environment="production", line="a"),
+             replace(line(D1, "0.70"), account="proj_b", environment="staging", line="b")]  # fmt: skip
+    result = run(rows, lines)
+    production, staging = result.environments
+    assert (production.environment, production.account, production.verdict) == ("production", "proj_a", Verdict.MATCH)
+    assert (staging.tracked, staging.billed, staging.verdict) == (Decimal("0.50"), Decimal("0.70"), Verdict.UNDER)
+    assert {day.environment for day in result.run_record().days} == {"", "production", "staging"}

@@ -164,3 +164,36 @@ def test_the_lambda_handler(ledger: str, monkeypatch: pytest.MonkeyPatch) -> Non
         lambda_handler({"form": "2026-11-02"}, None)
     with SQLiteStore(ledger.removeprefix("sqlite://")) as store:
         assert len(store.reconciliation_runs()) == 2
+
+
+def test_the_accounts_file_maps_accounts_to_environments_and_names_its_errors(tmp_path: Path) -> None:
+    from otel_ai_cost.reconcile.accounts import AccountsFileError, load_accounts
+
+    good = tmp_path / "accounts.yaml"
+    good.write_text('accounts:\n  openai:\n    proj_a: production\n  anthropic:\n    "": staging\n')
+    accounts = load_accounts(good)
+    assert accounts.environment("openai", "proj_a") == "production"
+    assert accounts.environment("anthropic", "") == "staging"
+    assert accounts.environment("openai", "proj_z") == ""
+    cases = (("acounts: {}\n", ":1: acounts: unknown key (did you mean 'accounts'?)"),
+             ("accounts:\n  openai:\n    proj_a: production\n    proj_a: ci\n",
+              ":4: accounts.openai.proj_a: duplicate account"),
+             ("accounts:\n  openai:\n    proj_a: [1]\n", ":3: accounts.openai.proj_a: expected"))  # fmt: skip
+    for text, where in cases:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(AccountsFileError) as raised:
+            load_accounts(bad)
+        assert f"{bad}{where}" in str(raised.value)
+    result = invoke("reconcile", "--no-pull", "--accounts", str(bad))
+    assert result.exit_code == 1 and f"{bad}:3:" in result.output
+
+
+def test_a_figure_for_an_environment_is_compared_with_that_environment(ledger: str) -> None:
+    invoke("record", "--provider", "x_ai", "--amount", "2.00", "--date", "2026-11-02", "-e", "production",
+           "--ledger", ledger)  # fmt: skip
+    result = invoke("reconcile", "--from", "2026-11-02", "--to", "2026-11-02", "--no-pull", "--format", "json",
+                    "--ledger", ledger)  # fmt: skip
+    (row,) = json.loads(result.output)["environments"]
+    assert (row["environment"], row["tracked"], row["billed"], row["verdict"]) == ("production", "2.00", "2.00",
+                                                                                   "match")  # fmt: skip

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from otel_ai_cost.cli.report import ledger_option, open_ledger
+from otel_ai_cost.reconcile.billed import AccountMap
 from otel_ai_cost.reconcile.render import FORMATS, render
 
 __all__ = ["TRAILING_DAYS", "parse_duration", "parse_threshold", "reconcile"]
@@ -83,6 +84,9 @@ def _day(value: str | None, default: date, option: str) -> date:
     "window, until stopped: the compose service. A failed run is reported and the next one goes ahead.",
 )
 @click.option("--heartbeat-file", type=click.Path(dir_okay=False), help="Touched after each run (a healthcheck).")
+@click.option("--accounts", "accounts_file", type=click.Path(dir_okay=False), envvar="OTEL_AI_COST_RECONCILE_ACCOUNTS",
+              help="YAML mapping billing accounts (projects, workspaces) to environments (docs/reconciliation.md); "
+              "default $OTEL_AI_COST_RECONCILE_ACCOUNTS.")  # fmt: skip
 @ledger_option
 def reconcile(
     start: str | None,
@@ -95,6 +99,7 @@ def reconcile(
     no_pull: bool,
     every: str | None,
     heartbeat_file: str | None,
+    accounts_file: str | None,
     ledger: str | None,
 ) -> None:
     """Compare tracked spend with what each provider billed, per UTC day: tracked, billed, difference, verdict
@@ -104,8 +109,14 @@ def reconcile(
         limit = parse_threshold(threshold)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--threshold") from None
+    from otel_ai_cost.reconcile.accounts import AccountsFileError, load_accounts
+
+    try:
+        accounts = load_accounts(accounts_file) if accounts_file else AccountMap()
+    except AccountsFileError as error:
+        raise click.ClickException(str(error)) from None
     if every is None:
-        _once(start, end, providers, limit, fmt, output, fail_on_discrepancy, threshold, no_pull, ledger)
+        _once(start, end, providers, limit, fmt, output, fail_on_discrepancy, threshold, no_pull, accounts, ledger)
         _touch(heartbeat_file)
         return
     try:
@@ -114,7 +125,7 @@ def reconcile(
         raise click.BadParameter(str(error), param_hint="--every") from None
     while True:
         try:
-            _once(start, end, providers, limit, fmt, output, False, threshold, no_pull, ledger)
+            _once(start, end, providers, limit, fmt, output, False, threshold, no_pull, accounts, ledger)
             _touch(heartbeat_file)
         except (click.ClickException, OSError, RuntimeError, ValueError) as error:  # the next run may succeed
             click.echo(f"reconcile run failed: {error}", err=True)
@@ -131,6 +142,7 @@ def _once(
     fail_on_discrepancy: bool,
     threshold: str,
     no_pull: bool,
+    accounts: AccountMap,
     ledger: str | None,
 ) -> None:
     from otel_ai_cost.reconcile.run import reconcile as run
@@ -143,7 +155,7 @@ def _once(
         raise click.BadParameter(f"{end_day} is before --from {start_day}", param_hint="--to")
     if (end_day - start_day).days >= MAX_WINDOW_DAYS:
         raise click.BadParameter(f"at most {MAX_WINDOW_DAYS} days per run", param_hint="--from/--to")
-    sources = [] if no_pull else configured_sources(providers)
+    sources = [] if no_pull else configured_sources(providers, account_map=accounts)
     with open_ledger(ledger) as store:
         result = run(store, start_day=start_day, end_day=end_day, sources=sources,
                      providers=billed_providers(providers), threshold=limit, today=today)  # fmt: skip

@@ -63,7 +63,7 @@ MANUAL_BILLED_SOURCES = BILLED_SOURCES  # figures entered by hand: the billed si
 # (provider, source) -> tiers that source never bills: tracked spend in them is left out of its comparison.
 UNBILLED_TIERS: dict[tuple[str, str], tuple[str, ...]] = {("anthropic", "anthropic_admin"): ("priority",)}
 # The fields the tracked side is read with (`LedgerStore.aggregate`).
-TRACKED_GROUPS = ("day", "provider", "model", "pricing_tier", "record_source", "cost_source")
+TRACKED_GROUPS = ("day", "provider", "model", "pricing_tier", "record_source", "cost_source", "environment")
 NO_MODEL = "(no model)"  # billed lines that bill no model: tools, storage, lines not understood
 _STANDARD = ("", "standard", "default", "auto")
 
@@ -143,6 +143,7 @@ def compare(
     usage = [row for row in usage if start_day <= row.day <= end_day]
 
     tracked_by: dict[tuple[str, date], dict[str, tuple[str, _Tracked]]] = defaultdict(dict)
+    tracked_env: dict[tuple[str, date, str], _Tracked] = defaultdict(_Tracked)
     for row, tier in tracked_rows:
         group = dict(row.group)
         day = date.fromisoformat(group["day"])
@@ -152,10 +153,12 @@ def compare(
         name = group.get("model", "")
         key = model_key(name) or NO_MODEL
         models.setdefault(key, (name, _Tracked(name=name)))[1].add(row, tier)
+        tracked_env[(group["provider"], day, group.get("environment", ""))].add(row, tier)
 
     keys = set(tracked_by) | {(line.provider, line.day) for line in day_lines} | {(u.provider, u.day) for u in usage}
     days: list[Comparison] = []
     models: list[Comparison] = []
+    environments: list[Comparison] = []
     for provider, day in sorted(keys):
         source = _chosen_source(provider, day, day_lines, usage, covered_days)
         billed = _billed_models(provider, day, source, day_lines, usage)
@@ -177,6 +180,7 @@ def compare(
         ]
         models.extend(model_rows)
         days.append(_day_row(provider, day, source or "", model_rows, billed, has_bill, threshold))
+        environments.extend(_environment_rows(provider, day, billed, tracked_env, threshold))
     days = _day_boundaries(days, threshold)
     totals = _totals(days, month_lines, tracked_by, start_day, end_day, threshold)
     finished = (now or (lambda: datetime.now(timezone.utc)))()
@@ -189,6 +193,7 @@ def compare(
         days=days,
         models=models,
         totals=totals,
+        environments=environments,
         sources=sources,
         notes=notes,
     )
@@ -547,6 +552,49 @@ def _day_row(
         final=final,
         source=source,
     )
+
+
+def _environment_rows(
+    provider: str,
+    day: date,
+    billed: Mapping[str, _Billed],
+    tracked_env: Mapping[tuple[str, date, str], _Tracked],
+    threshold: Decimal,
+) -> list[Comparison]:
+    """Per environment that billing accounts are mapped to (`reconcile --accounts`): those accounts' bill beside
+    the environment's tracked calls."""
+    amounts: dict[str, Decimal] = {}
+    accounts: dict[str, set[str]] = defaultdict(set)
+    final: dict[str, bool] = {}
+    for entry in billed.values():
+        for line in entry.lines:
+            if line.environment:
+                amounts[line.environment] = EXACT_SUMS.add(amounts.get(line.environment, Decimal(0)), line.amount)
+                accounts[line.environment].add(line.account or "(default)")
+                final[line.environment] = final.get(line.environment, True) and line.final
+    rows = []
+    for environment in sorted(amounts):
+        tracked = tracked_env.get((provider, day, environment), _Tracked())
+        findings: tuple[Finding, ...] = ()
+        if tracked.unknown:
+            findings = (Finding(Cause.UNPRICED, f"{tracked.unknown} tracked call(s) in {environment} have an unknown "
+                                "cost: tracked is a lower bound"),)  # fmt: skip
+        rows.append(
+            Comparison(
+                provider=provider,
+                day=day,
+                tracked=tracked.amount,
+                billed=amounts[environment],
+                verdict=verdict(tracked.amount, tracked.calls, amounts[environment], threshold),
+                tracked_calls=tracked.calls,
+                unknown_cost_calls=tracked.unknown,
+                findings=findings,
+                final=final[environment],
+                environment=environment,
+                account=", ".join(sorted(accounts[environment])),
+            )
+        )
+    return rows
 
 
 def _day_boundaries(days: list[Comparison], threshold: Decimal) -> list[Comparison]:

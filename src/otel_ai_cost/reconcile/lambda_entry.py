@@ -16,6 +16,7 @@ a discrepancy raises, so the invocation counts as failed (Lambda's Errors metric
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -32,6 +33,8 @@ class Discrepancy(RuntimeError):
 def lambda_handler(event: Mapping[str, Any] | None, context: Any = None) -> dict[str, Any]:
     from otel_ai_cost.cli.reconcile import TRAILING_DAYS, parse_threshold
     from otel_ai_cost.ledger.open_store import configured_url, open_store
+    from otel_ai_cost.reconcile.accounts import ACCOUNTS_ENV, load_accounts
+    from otel_ai_cost.reconcile.billed import AccountMap
     from otel_ai_cost.reconcile.run import reconcile
     from otel_ai_cost.reconcile.sources import billed_providers, configured_sources
 
@@ -44,9 +47,12 @@ def lambda_handler(event: Mapping[str, Any] | None, context: Any = None) -> dict
     start_day = _day(event.get("from"), end_day - timedelta(days=TRAILING_DAYS), "from")
     providers = list(event.get("providers") or [])
     threshold = parse_threshold(str(event.get("threshold", "5%")))
+    accounts_file = os.environ.get(ACCOUNTS_ENV, "").strip()
+    accounts = load_accounts(accounts_file) if accounts_file else AccountMap()
     store = open_store(configured_url())
     try:
-        result = reconcile(store, start_day=start_day, end_day=end_day, sources=configured_sources(providers),
+        sources = configured_sources(providers, account_map=accounts)
+        result = reconcile(store, start_day=start_day, end_day=end_day, sources=sources,
                            providers=billed_providers(providers), threshold=threshold, today=today)  # fmt: skip
     finally:
         store.close()

@@ -15,8 +15,8 @@ from otel_ai_cost.reconcile.result import Comparison, Reconciliation, Verdict, p
 __all__ = ["FORMATS", "render"]
 
 FORMATS = ("table", "json", "csv", "html")
-CSV_COLUMNS = ("level", "provider", "day", "model", "tracked", "billed", "difference", "relative", "verdict",
-               "tracked_calls", "unknown_cost_calls", "final", "source", "causes")  # fmt: skip
+CSV_COLUMNS = ("level", "provider", "day", "model", "environment", "account", "tracked", "billed", "difference",
+               "relative", "verdict", "tracked_calls", "unknown_cost_calls", "final", "source", "causes")  # fmt: skip
 
 
 def render(result: Reconciliation, fmt: str, *, width: int = 140) -> str:
@@ -46,6 +46,7 @@ def _causes(row: Comparison) -> str:
 
 def _levels(result: Reconciliation) -> list[tuple[str, Comparison]]:
     return ([("day", row) for row in result.days] + [("model", row) for row in result.models]
+            + [("environment", row) for row in result.environments]
             + [("window", row) for row in result.totals])  # fmt: skip
 
 
@@ -55,7 +56,8 @@ def _csv(result: Reconciliation) -> str:
     writer.writerow(CSV_COLUMNS)
     for level, row in _levels(result):
         data = row.to_dict()
-        writer.writerow([level, row.provider, data["day"] or "", row.model, data["tracked"], data["billed"] or "",
+        writer.writerow([level, row.provider, data["day"] or "", row.model, row.environment, row.account,
+                         data["tracked"], data["billed"] or "",
                          data["difference"] or "", data["relative"] or "", row.verdict.value, row.tracked_calls,
                          row.unknown_cost_calls, str(row.final).lower(), row.source, _causes(row)])  # fmt: skip
     return out.getvalue()
@@ -79,10 +81,11 @@ def _table(result: Reconciliation, width: int) -> str:
         ("causes", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in [*result.days, *result.totals]:
+    for row in [*result.days, *result.environments, *result.totals]:
         day = row.day.isoformat() if row.day else (row.model or "window")
+        provider = f"{row.provider} ({row.environment})" if row.environment else row.provider
         final = "" if row.final else " (not final)"
-        table.add_row(day, row.provider, _tracked(row), _money(row.billed), _money(row.difference),
+        table.add_row(day, provider, _tracked(row), _money(row.billed), _money(row.difference),
                       percent(row.relative), row.verdict.value + final, _causes(row))  # fmt: skip
     console.print(table)
     _print_details(console, result)
@@ -116,7 +119,8 @@ _VERDICT_CLASS = {Verdict.MATCH: "match", Verdict.OVER: "over", Verdict.UNDER: "
 def _html(result: Reconciliation) -> str:
     def cells(row: Comparison) -> str:
         day = row.day.isoformat() if row.day else (row.model or "window")
-        values = (day, row.provider, row.model if row.day else "", _tracked(row), _money(row.billed),
+        provider = f"{row.provider} ({row.environment}: {row.account})" if row.environment else row.provider
+        values = (day, provider, row.model if row.day else "", _tracked(row), _money(row.billed),
                   _money(row.difference), percent(row.relative))  # fmt: skip
         out = "".join(f"<td>{html.escape(str(value))}</td>" for value in values)
         verdict = row.verdict.value + ("" if row.final else " (not final)")
@@ -143,6 +147,7 @@ def _html(result: Reconciliation) -> str:
         f"<p>Threshold {percent(result.threshold)}; run {html.escape(result.run_id)}.</p>"
         + table("Per provider and day", result.days)
         + table("Per model", result.models)
+        + (table("Per environment (mapped billing accounts)", result.environments) if result.environments else "")
         + table("Window", result.totals)
         + (f"<h2>Notes</h2><ul>{notes}{errors}</ul>" if notes or errors else "")
         + "</body></html>\n"

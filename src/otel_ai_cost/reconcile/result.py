@@ -100,6 +100,8 @@ class Comparison:
     tiers: tuple[str, ...] = ()  # tiers seen on either side
     final: bool = True  # False while a billed line may still change
     source: str = ""  # the billing source the billed figure comes from
+    environment: str = ""  # a deployment environment's share (accounts mapped to it); "" = the whole provider
+    account: str = ""  # the billing accounts (projects, workspaces) of that share, comma-separated
 
     @property
     def difference(self) -> Decimal | None:
@@ -121,6 +123,8 @@ class Comparison:
             "provider": self.provider,
             "day": None if self.day is None else self.day.isoformat(),
             "model": self.model,
+            "environment": self.environment,
+            "account": self.account,
             "tracked": _text(self.tracked),
             "billed": _text(self.billed),
             "difference": _text(self.difference),
@@ -164,8 +168,9 @@ class SourceSummary:
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """One run's result: `days` (provider and day), `models` (provider, day and model), `totals` (provider, whole
-    window), plus the sources' summaries and notes."""
+    """One run's result: `days` (provider and day), `models` (provider, day and model), `environments` (provider,
+    day and the environment mapped billing accounts belong to), `totals` (provider, whole window), plus the
+    sources' summaries and notes."""
 
     run_id: str
     finished_at: datetime
@@ -175,6 +180,7 @@ class Reconciliation:
     days: Sequence[Comparison] = ()
     models: Sequence[Comparison] = ()
     totals: Sequence[Comparison] = ()
+    environments: Sequence[Comparison] = ()
     sources: Sequence[SourceSummary] = ()
     notes: Sequence[str] = ()
 
@@ -193,6 +199,7 @@ class Reconciliation:
             "currency": "USD",
             "days": [row.to_dict() for row in self.days],
             "models": [row.to_dict() for row in self.models],
+            "environments": [row.to_dict() for row in self.environments],
             "totals": [row.to_dict() for row in self.totals],
             "sources": [source.to_dict() for source in self.sources],
             "notes": list(self.notes),
@@ -210,9 +217,10 @@ class Reconciliation:
                 run_id=self.run_id,
                 finished_at=self.finished_at,
                 unknown_cost_calls=row.unknown_cost_calls,
+                environment=row.environment,
                 final=row.final,
             )
-            for row in self.days
+            for row in (*self.days, *self.environments)
             if row.day is not None
         ]
         return RunRecord(self.run_id, self.finished_at, self.start_day, self.end_day, days, self.to_dict())

@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from otel_ai_cost.reconcile.billed import BillingSource
+from otel_ai_cost.reconcile.billed import AccountMap, BillingSource
 
 __all__ = ["GCP_TABLE_ENV", "SOURCES", "SourceSpec", "billed_providers", "configured_sources"]
 
@@ -58,8 +58,11 @@ def billed_providers(names: Sequence[str]) -> list[str]:
     return out
 
 
-def configured_sources(names: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> list[BillingSource]:
-    """The sources for `names` (`--provider` values; empty: every configured default source)."""
+def configured_sources(
+    names: Sequence[str] = (), environ: Mapping[str, str] | None = None, account_map: AccountMap | None = None
+) -> list[BillingSource]:
+    """The sources for `names` (`--provider` values; empty: every configured default source); `account_map` maps
+    their accounts to environments (`reconcile.accounts`)."""
     env = os.environ if environ is None else environ
     wanted = set(names)
     chosen = []
@@ -67,11 +70,11 @@ def configured_sources(names: Sequence[str] = (), environ: Mapping[str, str] | N
         named = spec.name in wanted or bool(wanted & set(spec.providers))
         configured = any(env.get(variable, "").strip() for variable in spec.variables)
         if named or (not wanted and spec.by_default and configured):
-            chosen.append(_build(spec, env))
+            chosen.append(_build(spec, env, account_map or AccountMap()))
     return chosen
 
 
-def _build(spec: SourceSpec, env: Mapping[str, str]) -> BillingSource:
+def _build(spec: SourceSpec, env: Mapping[str, str], account_map: AccountMap) -> BillingSource:
     if spec.name == "gcp" and not env.get(GCP_TABLE_ENV, "").strip():
         return _Unconfigured(spec, f"set ${GCP_TABLE_ENV} to the billing export table (project.dataset.table)")
     try:
@@ -80,8 +83,8 @@ def _build(spec: SourceSpec, env: Mapping[str, str]) -> BillingSource:
         return _Unconfigured(spec, f"{spec.name}'s billing source needs a package that is not installed ({error.name})")
     cls = getattr(module, spec.cls)
     if spec.name == "gcp":
-        return cls(table=env[GCP_TABLE_ENV].strip())
-    return cls()  # each reads its own key at pull time (`billed.admin_key`)
+        return cls(table=env[GCP_TABLE_ENV].strip(), account_map=account_map)
+    return cls(account_map=account_map)  # each reads its own key at pull time (`billed.admin_key`)
 
 
 class _Unconfigured:

@@ -175,7 +175,7 @@ def test_a_version_2_file_is_migrated_and_its_rollup_counts_the_calls_of_unknown
         assert store.totals("production", "2026-01").unknown_cost_calls == sum(EXPECTED.values()) + 1
     assert _daily_columns(ledger_path) == [*_V2_DAILY_COLUMNS, "unknown_cost_calls"]
     conn = sqlite3.connect(ledger_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     conn.close()
 
 

@@ -9,6 +9,9 @@ Everything about *where* an item lives is here, so `docs/ledger.md` and the stor
 | running total | `ENV#{env}#TOTAL#{period}#S{shard}` | `ALL` / `PM#{p}#{m}` / `TEAM#{t}` / `OP#{o}` | none |
 | environment   | `ENVIRONMENTS`                      | `ENV#{env}`            | none                |
 
+The billed side's items (billed lines and usage, reconciled days, reconciliation runs) are laid out in
+`dynamodb_billed.py`; none has a GSI key or a partition key starting with `ENV#`.
+
 The record's primary key is its identity (the environment is a function of the span, so it adds nothing to the
 identity but keeps the partition environment-scoped). Every GSI partition key is `ENV#{env}#...#S{shard}`: the
 environment first (isolation), the write shard last (no hot partition). Free-text parts of keys are escaped so

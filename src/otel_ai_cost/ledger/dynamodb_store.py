@@ -24,6 +24,22 @@ has no GROUP BY). `totals()` reads the running-total items of one period (overal
 per operation type): one `Query` per shard. The environment registry heals itself when the table is recreated
 under a running store (`_register`).
 
+**The billed side** (`replace_billed`, `write_billed`, `billed_lines`, `billed_usage`, `write_reconciliation`,
+`reconciled_days`, `reconciliation_runs`): items of their own in the same table, laid out in `dynamodb_billed.py`,
+in no record index and no running total, so billed money never reads as tracked spend. A billing source's rows
+of a month are one partition ordered by day: `replace_billed` reads the source's old rows of its window with one
+key-range `Query` per month and kind, puts the pull's rows and deletes the rows the pull no longer has
+(`BatchWriteItem`; a key is one item, so a re-pulled day is never doubled; not one transaction, so a reader during
+a replace may briefly still see a dropped row). Reads are a `Query` per source and month that a small registry
+partition says holds anything; never a `Scan`. A run's JSON is zlib-compressed into its item, or split into
+350,000-byte chunk items written before it when larger (refused only beyond the 64 MiB JSON bound); reconciled
+days are conditional `Put`s on `finished_at` in transactions, so the latest run wins whatever the write order.
+Every call goes through the retry helper (throttling, 5xx, `UnprocessedItems`), and errors are the same three
+classes as `write()`'s. The bounds (`billed_bounds.py`: names of 200 characters, line texts of 1,000, days from
+2000 to 2099, |amount| <= 10**7 USD per line with at most 30 decimal places, so at most 37 digits, usage counts
+<= 10**15 per day) are checked before anything is sent; a reconciled day's sum beyond DynamoDB's 38 significant
+digits is refused (`InvalidRecord`), which the SQLite store, keeping decimal text, would accept.
+
 The key design is in `dynamodb_schema.py`, the retry rules in `dynamodb_retry.py`, the reasoning in docs/ledger.md.
 """
 
@@ -36,8 +52,10 @@ import re
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
@@ -47,8 +65,8 @@ from urllib.parse import parse_qsl, urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from otel_ai_cost.contract import CostSource, PricingStatus, Record
+from otel_ai_cost.ledger import billed_bounds, dynamodb_billed, limits, run_codec
 from otel_ai_cost.ledger import dynamodb_retry as retry
-from otel_ai_cost.ledger import limits
 from otel_ai_cost.ledger import store as ledger_store
 from otel_ai_cost.ledger.dynamodb_schema import (
     BATCH_TIME,
@@ -88,10 +106,12 @@ from otel_ai_cost.ledger.dynamodb_schema import (
     trace_partition,
     validate,
 )
-from otel_ai_cost.ledger.record import LedgerRecord
+from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp
 from otel_ai_cost.ledger.store import (
     GROUP_BY_FIELDS,
     AggregateRow,
+    BilledQuery,
+    BilledWrite,
     RetryBatch,
     StoreUnavailable,
     Totals,
@@ -99,6 +119,8 @@ from otel_ai_cost.ledger.store import (
     WriteResult,
 )
 from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
+from otel_ai_cost.reconcile.billed import BilledLine, BilledPull, BilledUsage
+from otel_ai_cost.reconcile.runs import ReconciledDay, RunRecord
 
 logger = logging.getLogger("otel_ai_cost.ledger")
 
@@ -978,6 +1000,321 @@ class DynamoDBStore:
             if _matches(record, query):
                 yield record
 
+    # --------------------------------------------------------------------------------------- the billed side
+    # Where each item lives: `dynamodb_billed.py`. None of these items is in a record index or a running total.
+
+    def replace_billed(self, pull: BilledPull) -> BilledWrite:
+        """Replaces every line and usage row of `pull.source` on the days `pull.start_day`..`pull.end_day` with the
+        pull's: one key-range `Query` per month of the window and kind (the source's old rows), then the new rows
+        put and the rows the pull no longer has deleted (`BatchWriteItem`, retried like every call).
+
+        Checked before anything is sent (`billed_bounds.validate_pull`: `ValueError`, `InvalidRecord`). Not one
+        transaction (a window can hold thousands of rows): a reader during a replace may still see a row the
+        provider dropped until its delete lands, never a doubled one (a key is one item). A replace that fails
+        (`StoreUnavailable`) is repaired by running it again."""
+        billed_bounds.validate_pull(pull)
+        items = [dynamodb_billed.line_item(line) for line in pull.lines]
+        items += [dynamodb_billed.usage_item(row) for row in pull.usage]
+        self._check_open()
+        months = _months(pull.start_day, pull.end_day)
+        reads = [
+            (dynamodb_billed.billed_partition(month, pull.source), *dynamodb_billed.day_range(kind, pull.start_day,
+                                                                                              pull.end_day))
+            for month in months
+            for kind in (dynamodb_billed.LINE, dynamodb_billed.USAGE)
+        ]  # fmt: skip
+        with _refused_as_invalid():
+            self._register_billed(pull.source, {item[PK]["S"].split("#")[1] for item in items})
+            stored = {
+                (item[PK]["S"], item[SK]["S"])
+                for found in self._pool.map(lambda read: self._query(*read, keys_only=True), reads)
+                for item in found
+            }
+            retry.batch_write(self.client, self.table, [{"PutRequest": {"Item": item}} for item in items],
+                              self.retry_policy)  # fmt: skip
+            gone = sorted(stored - {(item[PK]["S"], item[SK]["S"]) for item in items})
+            deletes = [{"DeleteRequest": {"Key": {PK: {"S": pk}, SK: {"S": sk}}}} for pk, sk in gone]
+            retry.batch_write(self.client, self.table, deletes, self.retry_policy)
+        return BilledWrite(written=len(items), removed=len(gone))
+
+    def write_billed(self, lines: Sequence[BilledLine]) -> BilledWrite:
+        """Upserts lines by `BilledLine.key` (a key is one item: the latest figure wins, also within one call)."""
+        lines = list(lines)
+        billed_bounds.validate_lines(lines)
+        unique = list({line.key: line for line in lines}.values())
+        if not unique:
+            return BilledWrite(written=0)
+        puts = [{"PutRequest": {"Item": dynamodb_billed.line_item(line)}} for line in unique]
+        self._check_open()
+        with _refused_as_invalid():
+            for source in sorted({line.source for line in unique}):
+                months = {dynamodb_billed.month_of(line.day) for line in unique if line.source == source}
+                self._register_billed(source, months)
+            retry.batch_write(self.client, self.table, puts, self.retry_policy)
+        return BilledWrite(written=len(unique))
+
+    def billed_lines(self, query: BilledQuery) -> list[BilledLine]:
+        """Stored lines matching `query`, by day, then source, account, line and provider: one `Query` per source
+        and month holding any (the registry says which), never a `Scan`."""
+        items = self._read_billed(query, dynamodb_billed.LINE)
+        lines = [dynamodb_billed.from_item(BilledLine, item) for item in items]
+        lines = [line for line in lines if _billed_match(line, query)]
+        return sorted(lines, key=lambda line: (line.day, line.source, line.account, line.line, line.provider))
+
+    def billed_usage(self, query: BilledQuery) -> list[BilledUsage]:
+        """Stored usage rows matching `query`, by day, then source, account, model, tier, provider, provider_side."""
+        items = self._read_billed(query, dynamodb_billed.USAGE)
+        rows = [dynamodb_billed.from_item(BilledUsage, item) for item in items]
+        rows = [row for row in rows if _billed_match(row, query)]
+        return sorted(rows, key=lambda r: (r.day, r.source, r.account, r.model, r.tier, r.provider, r.provider_side))
+
+    def write_reconciliation(self, run: RunRecord) -> None:
+        """Stores a run and makes each of its days the latest verdict of its (provider, day, environment), unless a
+        run that finished later is already stored for it (a conditional `Put` on `finished_at`, in transactions of
+        up to `_DAYS_PER_TRANSACTION` days).
+
+        The run's JSON is compressed into the run item, or beyond `RUN_CHUNK_BYTES` into chunk items written
+        first (`dynamodb_billed`). A run written again under its `run_id` replaces the earlier one (its run item
+        and chunks are deleted after the new ones are in place)."""
+        billed_bounds.validate_run(run)
+        payload = dynamodb_billed.compress(run_codec.encode_run(run))
+        days = [dynamodb_billed.reconciled_item(day) for day in run.days]
+        self._check_open()
+        write = uuid.uuid4().hex[:16]
+        chunks = dynamodb_billed.split(payload) if len(payload) > dynamodb_billed.RUN_CHUNK_BYTES else []
+        head_key = {PK: {"S": dynamodb_billed.RUNS_PK},
+                    SK: {"S": dynamodb_billed.run_sort_key(run.finished_at, run.run_id)}}  # fmt: skip
+        head = {
+            **head_key,
+            "run_id": {"S": run.run_id},
+            "finished_at": {"S": format_timestamp(run.finished_at)},
+            "start_day": {"S": run.start_day.isoformat()},
+            "end_day": {"S": run.end_day.isoformat()},
+            "write": {"S": write},  # names the chunk items of this write
+            "chunks": {"N": str(len(chunks))},
+            "bytes": {"N": str(len(payload))},
+        }
+        if not chunks:
+            head["document"] = {"B": payload}
+        with _refused_as_invalid():
+            chunk_puts = [
+                {"PutRequest": {"Item": {**dynamodb_billed.chunk_key(run.run_id, write, i), "data": {"B": data}}}}
+                for i, data in enumerate(chunks)
+            ]
+            retry.batch_write(self.client, self.table, chunk_puts, self.retry_policy)
+            self._call("PutItem (reconciliation run)", lambda: self.client.put_item(TableName=self.table, Item=head))
+            old = self._call(
+                "PutItem (reconciliation run pointer)",
+                lambda: self.client.put_item(
+                    TableName=self.table,
+                    Item={PK: {"S": dynamodb_billed.run_partition(run.run_id)},
+                          SK: {"S": dynamodb_billed.RUN_POINTER_SK}, "head": head_key[SK], "write": {"S": write},
+                          "chunks": {"N": str(len(chunks))}},
+                    ReturnValues="ALL_OLD",
+                ),
+            ).get("Attributes")  # fmt: skip
+            if old:  # the run was stored before: what that write left behind goes
+                stale = [dynamodb_billed.chunk_key(run.run_id, old["write"]["S"], i)
+                         for i in range(int(old["chunks"]["N"]))]  # fmt: skip
+                if old["head"]["S"] != head_key[SK]["S"]:
+                    stale.append({PK: head_key[PK], SK: old["head"]})
+                retry.batch_write(self.client, self.table, [{"DeleteRequest": {"Key": key}} for key in stale],
+                                  self.retry_policy)  # fmt: skip
+            if days:
+                self._register_reconciled({dynamodb_billed.month_of(day.day) for day in run.days})
+                for start in range(0, len(days), _DAYS_PER_TRANSACTION):
+                    self._put_latest(days[start : start + _DAYS_PER_TRANSACTION])
+
+    def reconciled_days(self, query: BilledQuery) -> list[ReconciledDay]:
+        """The latest verdict per (provider, day, environment) matching `query` (its `source` does not apply), by
+        day, then provider and environment: one `Query` per month holding any."""
+        if _nothing_matches(query):
+            return []
+        self._check_open()
+        with _refused_as_invalid():
+            _, months = self._billed_registry()
+            low, high = dynamodb_billed.day_range(dynamodb_billed.DAY, query.start_day, query.end_day)
+            reads = [(dynamodb_billed.reconciled_partition(month), low, high)
+                     for month in sorted(months) if _in_months(month, query)]  # fmt: skip
+            items = [item for found in self._pool.map(lambda read: self._query(*read), reads) for item in found]
+        days = [dynamodb_billed.from_item(ReconciledDay, item) for item in items]
+        days = [day for day in days if _billed_match(day, query, with_source=False)]
+        return sorted(days, key=lambda day: (day.day, day.provider, day.environment))
+
+    def reconciliation_runs(self, limit: int = 20) -> list[RunRecord]:
+        """The latest `limit` runs by `finished_at`, newest first (ties by run id): the run items in descending key
+        order, then the chunks of those kept in chunks."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        self._check_open()
+        heads: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        start_key: Any = None
+        with _refused_as_invalid():
+            while len(heads) < limit:
+                page, start_key = self._page_of(dynamodb_billed.RUNS_PK, start_key, descending=True, limit=limit)
+                for item in page:
+                    run_id = item["run_id"]["S"]
+                    if run_id not in seen and len(heads) < limit:  # a run rewritten with another finished_at
+                        seen.add(run_id)
+                        heads.append(item)
+                if start_key is None:
+                    break
+            return list(self._pool.map(self._run_of, heads))
+
+    def _run_of(self, head: Mapping[str, Any]) -> RunRecord:
+        run_id, chunks = head["run_id"]["S"], int(head["chunks"]["N"])
+        if not chunks:
+            data = [head["document"]["B"]]
+        else:
+            prefix = f"CHUNK#{head['write']['S']}#"
+            found = self._query(dynamodb_billed.run_partition(run_id), prefix, prefix + "~")
+            data = [item["data"]["B"] for item in found]
+            if len(data) != chunks:
+                raise StoreUnavailable(f"DynamoDB: reconciliation run {run_id!r} has {len(data)} of its {chunks} "
+                                       "document chunks; write the run again")  # fmt: skip
+        try:
+            return run_codec.decode_run(dynamodb_billed.join(data))
+        except (zlib.error, ValueError, KeyError) as error:
+            raise StoreUnavailable(f"DynamoDB: reconciliation run {run_id!r} cannot be read back ({error}); "
+                                   "write the run again") from error  # fmt: skip
+
+    def _read_billed(self, query: BilledQuery, kind: str) -> list[dict[str, Any]]:
+        if _nothing_matches(query):
+            return []
+        self._check_open()
+        with _refused_as_invalid():
+            sources, _ = self._billed_registry()
+            if query.source is not None:
+                sources = {query.source: sources.get(query.source, set())}
+            low, high = dynamodb_billed.day_range(kind, query.start_day, query.end_day)
+            reads = [(dynamodb_billed.billed_partition(month, source), low, high)
+                     for source, months in sorted(sources.items())
+                     for month in sorted(months) if _in_months(month, query)]  # fmt: skip
+            return [item for found in self._pool.map(lambda read: self._query(*read), reads) for item in found]
+
+    def _billed_registry(self) -> tuple[dict[str, set[str]], set[str]]:
+        """The registry: each billing source with the months it has rows in, and the months of reconciled days."""
+        sources: dict[str, set[str]] = {}
+        reconciled: set[str] = set()
+        for item in self._query(dynamodb_billed.REGISTRY_PK):
+            months = set(item.get("months", {}).get("SS", []))
+            if item[SK]["S"] == dynamodb_billed.RECONCILED_SK:
+                reconciled = months
+            else:
+                sources[item["source"]["S"]] = months
+        return sources, reconciled
+
+    def _register_billed(self, source: str, months: set[str]) -> None:
+        """Adds months to a source's registry item, before its rows are written (a reader never misses a row)."""
+        self._add_months(dynamodb_billed.source_sort_key(source), months, source)
+
+    def _register_reconciled(self, months: set[str]) -> None:
+        self._add_months(dynamodb_billed.RECONCILED_SK, months, None)
+
+    def _add_months(self, sort_key: str, months: set[str], source: str | None) -> None:
+        if not months:
+            return
+        names = {"#months": "months"}
+        values: dict[str, Any] = {":months": {"SS": sorted(months)}}
+        update = "ADD #months :months"
+        if source is not None:
+            names["#source"] = "source"
+            values[":source"] = {"S": source}
+            update = "SET #source = :source " + update
+        self._call(
+            "UpdateItem (billed registry)",
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={PK: {"S": dynamodb_billed.REGISTRY_PK}, SK: {"S": sort_key}},
+                UpdateExpression=update,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            ),
+        )
+
+    def _put_latest(self, items: Sequence[dict[str, Any]]) -> None:
+        """Puts reconciled days in one transaction, each only if no later run's verdict is stored for its key; a
+        day whose condition fails (a later run's verdict is there) is left out and the rest sent again."""
+        policy = self.retry_policy
+        backoff = policy.start("TransactWriteItems (reconciled days)")
+        pending = list(items)
+        token = str(uuid.uuid4())
+        while pending:
+            retry.check_deadline(backoff.deadline, "TransactWriteItems (reconciled days)", policy)
+            actions = [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": item,
+                        "ConditionExpression": "attribute_not_exists(#pk) OR #finished <= :finished",
+                        "ExpressionAttributeNames": {"#pk": PK, "#finished": "finished_at"},
+                        "ExpressionAttributeValues": {":finished": item["finished_at"]},
+                    }
+                }
+                for item in pending
+            ]
+            try:
+                self.client.transact_write_items(TransactItems=actions, ClientRequestToken=token)
+                return
+            except ClientError as error:
+                if retry.error_code(error) != "TransactionCanceledException":
+                    if not retry.is_transient(error):
+                        raise retry.failure(error, "TransactWriteItems (reconciled days)", policy) from error
+                    backoff.wait(retry.describe(error))
+                    continue
+                reasons = retry.cancellation_reasons(error)
+                later = {i for i, code in enumerate(reasons[: len(pending)]) if code == "ConditionalCheckFailed"}
+                if later:
+                    pending = [item for i, item in enumerate(pending) if i not in later]
+                else:
+                    self._cancelled(reasons, backoff, error)
+                token = str(uuid.uuid4())  # other actions, or a conflict: a new request
+            except BotoCoreError as error:
+                if not retry.is_transient(error):
+                    raise retry.failure(error, "TransactWriteItems (reconciled days)", policy) from error
+                backoff.wait(retry.describe(error))
+
+    def _call(self, what: str, operation: Any) -> Any:
+        return retry.call(self.retry_policy, what, operation)[0]
+
+    def _query(self, partition: str, low: str | None = None, high: str | None = None, *,
+               keys_only: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+        """Every item of a table partition, optionally with `SK` in [low, high]; strongly consistent, all pages."""
+        items: list[dict[str, Any]] = []
+        start_key: Any = None
+        while True:
+            page, start_key = self._page_of(partition, start_key, low=low, high=high, keys_only=keys_only)
+            items += page
+            if start_key is None:
+                return items
+
+    def _page_of(self, partition: str, start_key: Any, *, low: str | None = None, high: str | None = None,
+                 keys_only: bool = False, descending: bool = False,
+                 limit: int | None = None) -> tuple[list[dict[str, Any]], Any]:  # fmt: skip
+        arguments: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": PK},
+            "ExpressionAttributeValues": {":pk": {"S": partition}},
+            "ConsistentRead": True,
+        }
+        if low is not None and high is not None:
+            arguments["KeyConditionExpression"] += " AND #sk BETWEEN :low AND :high"
+            arguments["ExpressionAttributeNames"]["#sk"] = SK
+            arguments["ExpressionAttributeValues"].update({":low": {"S": low}, ":high": {"S": high}})
+        if keys_only:  # a replace needs the old rows' keys only
+            arguments["ExpressionAttributeNames"]["#sk"] = SK
+            arguments["ProjectionExpression"] = "#pk, #sk"
+        if descending:
+            arguments["ScanIndexForward"] = False
+        if limit is not None:
+            arguments["Limit"] = limit
+        if start_key is not None:
+            arguments["ExclusiveStartKey"] = start_key
+        response = self._call("Query", lambda: self.client.query(**arguments))
+        return list(response.get("Items", [])), response.get("LastEvaluatedKey")
+
     # ----------------------------------------------------------------------------------------------- repair
 
     def rebuild_totals(self, environment: str, month: str) -> int:
@@ -1184,3 +1521,48 @@ def _plain(value: Decimal) -> Decimal:
     """Without trailing zeros and never in exponent form for whole numbers (1E+1 -> 10), as the SQLite store."""
     normalized = EXACT.normalize(value)
     return normalized.quantize(Decimal(1)) if normalized.as_tuple().exponent > 0 else normalized  # type: ignore[operator]
+
+
+# ---------------------------------------------------------------------------------------------- billed helpers
+
+_DAYS_PER_TRANSACTION = 25  # reconciled days per conditional transaction (DynamoDB allows 100 actions)
+
+
+@contextmanager
+def _refused_as_invalid() -> Iterator[None]:
+    """What DynamoDB refuses as invalid on the billed side (the bounds should have caught it) is `InvalidRecord`."""
+    try:
+        yield
+    except retry.Refused as error:
+        raise InvalidRecord(str(error)) from error
+
+
+def _months(start: date, end: date) -> list[str]:
+    """Every month `YYYY-MM` from `start`'s to `end`'s (bounded: the billed bounds keep days within a century)."""
+    months = []
+    year, month = start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def _nothing_matches(query: BilledQuery) -> bool:
+    """An empty set of environments, or days in reverse order (DynamoDB refuses a BETWEEN with its bounds
+    reversed): nothing to read."""
+    return query.start_day > query.end_day or (query.environments is not None and not query.environments)
+
+
+def _in_months(month: str, query: BilledQuery) -> bool:
+    return query.start_day.strftime("%Y-%m") <= month <= query.end_day.strftime("%Y-%m")
+
+
+def _billed_match(row: Any, query: BilledQuery, *, with_source: bool = True) -> bool:
+    """The filters of `query` on one row (the key ranges already bound the days)."""
+    if not query.start_day <= row.day <= query.end_day:
+        return False
+    if query.provider is not None and row.provider != query.provider:
+        return False
+    if with_source and query.source is not None and row.source != query.source:
+        return False
+    return query.environments is None or row.environment in query.environments

@@ -50,7 +50,28 @@ insert, and only for records actually inserted, so they never double count:
 
 **Schema.** Versioned with `PRAGMA user_version` (`SCHEMA_VERSION`); created on open, an older file migrated on
 open (`_MIGRATIONS`; version 2 added `computed_amount`, version 3 the rollup's `unknown_cost_calls`, counted from
-the records already stored in one pass over them). A file written by a newer version is refused rather than misread.
+the records already stored in one pass over them, version 4 the billed side's tables, below, created empty). A file
+written by a newer version is refused rather than misread.
+
+**The billed side** (`otel_ai_cost.reconcile`: what the providers billed, and each reconciliation run) lives in four
+tables of its own, which no record read, rollup or running total ever touches, so billed money never counts as
+tracked spend:
+
+- `billed_lines`, primary key `BilledLine.key` (provider, day, source, account, line), and `billed_usage`, primary
+  key `BilledUsage.key` (provider, day, source, account, model, tier, provider_side); both indexed by (source, day)
+  for `replace_billed` and by day for reads. Amounts and quantities are exact decimal text (negative amounts are
+  credits), flags 0/1. `replace_billed(pull)` deletes the source's rows of the window's days and inserts the
+  pull's in ONE transaction: a reader sees the old bill or the new one, never a mix, and a re-pulled day is never
+  doubled. `write_billed` upserts by key (the latest figure wins).
+- `reconciliation_runs` (`run_id` primary key, `finished_at`, the window, `days` and `document` as compact JSON
+  text, `run_codec`), and `reconciled_days`, the latest verdict per (provider, day, environment): a run's days
+  replace a stored verdict only when the run finished at the same time or later, in the transaction that stores
+  the run.
+
+What the billed side accepts is bounded (`billed_bounds`: names of 200 characters, line texts of 1,000, days from
+2000 to 2099, |amount| <= 10**7 USD per line with at most 30 decimal places, usage counts <= 10**15 per day, run
+documents <= 64 MiB of JSON). A value beyond a bound raises `InvalidRecord` naming the row and the field, and
+nothing of that call is written; the writes retry and fail like `write()` (`StoreUnavailable`).
 
 **Calls of unknown cost.** `otel_ai_cost.ledger.unknown_cost` says which calls have an unknown cost; SQL counts them
 with the same rule written as SQL (`UNKNOWN_COST_SQL`, held equal to the Python rule by the tests), in the rollup,
@@ -74,11 +95,13 @@ from pathlib import Path
 from typing import Any
 
 from otel_ai_cost.contract import CostSource, PricingStatus, Record
-from otel_ai_cost.ledger import limits
+from otel_ai_cost.ledger import billed_bounds, limits, run_codec
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
 from otel_ai_cost.ledger.store import (
     GROUP_BY_FIELDS,
     AggregateRow,
+    BilledQuery,
+    BilledWrite,
     InvalidRecord,
     RetryBatch,
     StoreUnavailable,
@@ -87,12 +110,14 @@ from otel_ai_cost.ledger.store import (
     WriteResult,
 )
 from otel_ai_cost.ledger.unknown_cost import UNKNOWN_COST_SQL, is_cost_unknown
+from otel_ai_cost.reconcile.billed import BilledLine, BilledPull, BilledUsage
+from otel_ai_cost.reconcile.runs import ReconciledDay, RunRecord
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError", "exact_sum", "split_amount"]
 
 logger = logging.getLogger("otel_ai_cost.ledger")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Decimal arithmetic that can never round silently: an inexact result raises instead.
 EXACT = Context(prec=400, traps=[InvalidOperation, Overflow, Inexact, Rounded])
@@ -196,7 +221,76 @@ _SCHEMA_V3 = [
     + "), 0)",
     "DROP TABLE temp.unknown_cost_backfill",
 ]
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}  # version -> statements to it
+# Version 4: the billed side (`otel_ai_cost.reconcile`), four tables of their own that no record read, rollup or
+# total ever touches. Amounts are exact decimal text; flags are 0/1. Nothing is backfilled: a version 3 file keeps
+# its records, rollup and totals as they are.
+_SCHEMA_V4 = [
+    """CREATE TABLE IF NOT EXISTS billed_lines (
+    provider TEXT NOT NULL,
+    day TEXT NOT NULL,
+    source TEXT NOT NULL,
+    account TEXT NOT NULL,
+    line TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    model TEXT NOT NULL,
+    token_class TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    quantity TEXT,
+    unit TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    final INTEGER NOT NULL,
+    parsed INTEGER NOT NULL,
+    period TEXT NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (provider, day, source, account, line)
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS billed_lines_source_day ON billed_lines (source, day)",
+    "CREATE INDEX IF NOT EXISTS billed_lines_day ON billed_lines (day)",
+    """CREATE TABLE IF NOT EXISTS billed_usage (
+    provider TEXT NOT NULL,
+    day TEXT NOT NULL,
+    source TEXT NOT NULL,
+    account TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    provider_side INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    cache_read_input_tokens INTEGER NOT NULL,
+    cache_write_5m_input_tokens INTEGER NOT NULL,
+    cache_write_1h_input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    requests INTEGER,
+    environment TEXT NOT NULL,
+    final INTEGER NOT NULL,
+    PRIMARY KEY (provider, day, source, account, model, tier, provider_side)
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS billed_usage_source_day ON billed_usage (source, day)",
+    "CREATE INDEX IF NOT EXISTS billed_usage_day ON billed_usage (day)",
+    """CREATE TABLE IF NOT EXISTS reconciliation_runs (
+    run_id TEXT PRIMARY KEY,
+    finished_at TEXT NOT NULL,
+    start_day TEXT NOT NULL,
+    end_day TEXT NOT NULL,
+    days TEXT NOT NULL,
+    document TEXT NOT NULL
+)""",
+    "CREATE INDEX IF NOT EXISTS reconciliation_runs_finished ON reconciliation_runs (finished_at, run_id)",
+    """CREATE TABLE IF NOT EXISTS reconciled_days (
+    provider TEXT NOT NULL,
+    day TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    tracked TEXT NOT NULL,
+    billed TEXT,
+    verdict TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    unknown_cost_calls INTEGER NOT NULL,
+    final INTEGER NOT NULL,
+    PRIMARY KEY (provider, day, environment)
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS reconciled_days_day ON reconciled_days (day)",
+]
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}  # version -> to it
 
 _INSERT = (
     f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -569,6 +663,128 @@ class SQLiteStore:
             unknown_cost_calls=unknown,
         )
 
+    # -- the billed side (`otel_ai_cost.reconcile`) ---------------------------------------------------------
+
+    def replace_billed(self, pull: BilledPull) -> BilledWrite:
+        """Replaces, in one transaction, every line and usage row of `pull.source` on the days `pull.start_day`..
+        `pull.end_day` with the pull's: a day pulled again is replaced, never added to, and a line the provider
+        dropped is gone. `BilledWrite.removed` counts the stored rows the pull did not have again.
+
+        Checked before anything is written (`billed_bounds.validate_pull`): a row of another source, outside the
+        window or twice in the pull raises `ValueError`, a value beyond a bound `InvalidRecord`."""
+        billed_bounds.validate_pull(pull)
+        lines = [_line_row(line) for line in pull.lines]
+        usage = [_usage_row(row) for row in pull.usage]
+        window = (pull.source, _day(pull.start_day), _day(pull.end_day))
+
+        def replace(cursor: sqlite3.Cursor) -> int:
+            removed = 0
+            for table, columns, key_width, rows in (
+                ("billed_lines", _LINE_COLUMNS, _LINE_KEY_WIDTH, lines),
+                ("billed_usage", _USAGE_COLUMNS, _USAGE_KEY_WIDTH, usage),
+            ):
+                where = " FROM " + table + " WHERE source = ? AND day >= ? AND day <= ?"
+                keys = ", ".join(columns[:key_width])
+                stored = {tuple(row) for row in cursor.execute(f"SELECT {keys}{where}", window)}
+                cursor.execute(f"DELETE{where}", window)
+                cursor.executemany(_insert_sql(table, columns, replace=False), rows)
+                removed += len(stored - {row[:key_width] for row in rows})
+            return removed
+
+        removed = self._transaction(replace, what=f"replace the billed lines of {pull.source} in {self.path}")
+        return BilledWrite(written=len(lines) + len(usage), removed=removed)
+
+    def write_billed(self, lines: Sequence[BilledLine]) -> BilledWrite:
+        """Upserts lines by `BilledLine.key` in one transaction (figures entered by hand: the latest figure for a key
+        wins, also within one call). `written` counts the keys stored."""
+        lines = list(lines)
+        billed_bounds.validate_lines(lines)
+        rows = list({line.key: _line_row(line) for line in lines}.values())
+        if rows:
+            self._transaction(
+                lambda cursor: cursor.executemany(_insert_sql("billed_lines", _LINE_COLUMNS, replace=True), rows),
+                what=f"write billed lines to {self.path}",
+            )
+        return BilledWrite(written=len(rows))
+
+    def billed_lines(self, query: BilledQuery) -> list[BilledLine]:
+        """Stored billed lines matching `query`, by day, then source, account, line and provider."""
+        where, params = _billed_where(query)
+        if where is None:
+            return []
+        order = " ORDER BY day, source, account, line, provider"
+        sql = f"SELECT {', '.join(_LINE_COLUMNS)} FROM billed_lines{where}{order}"
+        return [_line_from_row(row) for row in self._read(sql, params)]
+
+    def billed_usage(self, query: BilledQuery) -> list[BilledUsage]:
+        """Stored billed usage rows matching `query`, by day, then source, account, model, tier, provider and
+        provider_side."""
+        where, params = _billed_where(query)
+        if where is None:
+            return []
+        sql = (
+            f"SELECT {', '.join(_USAGE_COLUMNS)} FROM billed_usage{where} "
+            "ORDER BY day, source, account, model, tier, provider, provider_side"
+        )
+        return [_usage_from_row(row) for row in self._read(sql, params)]
+
+    def write_reconciliation(self, run: RunRecord) -> None:
+        """Stores a run (a run stored again under its `run_id` is replaced) and, in the same transaction, makes each
+        of its days the latest verdict of its (provider, day, environment), unless a run that finished later has
+        already been stored for it (the latest run wins, whatever the order they are written in)."""
+        billed_bounds.validate_run(run)
+        document = run_codec.encode_document(run.run_id, run.document)
+        run_row = (run.run_id, format_timestamp(run.finished_at), _day(run.start_day), _day(run.end_day),
+                   run_codec.encode_days(run.days), document)  # fmt: skip
+        day_rows = [_reconciled_row(day) for day in run.days]
+
+        def store(cursor: sqlite3.Cursor) -> None:
+            cursor.execute(_insert_sql("reconciliation_runs", _RUN_COLUMNS, replace=True), run_row)
+            cursor.executemany(_UPSERT_RECONCILED, day_rows)
+
+        self._transaction(store, what=f"write reconciliation run {run.run_id!r} to {self.path}")
+
+    def reconciled_days(self, query: BilledQuery) -> list[ReconciledDay]:
+        """The latest run's verdict per (provider, day, environment) matching `query` (its `source` does not apply:
+        a verdict weighs every source), by day, then provider and environment."""
+        where, params = _billed_where(query, with_source=False)
+        if where is None:
+            return []
+        sql = f"SELECT {', '.join(_RECONCILED_COLUMNS)} FROM reconciled_days{where} ORDER BY day, provider, environment"
+        return [_reconciled_from_row(row) for row in self._read(sql, params)]
+
+    def reconciliation_runs(self, limit: int = 20) -> list[RunRecord]:
+        """The latest `limit` runs by `finished_at`, newest first (ties by run id), each with its days and document."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+        order = " ORDER BY finished_at DESC, run_id DESC LIMIT ?"
+        sql = f"SELECT {', '.join(_RUN_COLUMNS)} FROM reconciliation_runs{order}"
+        return [_run_from_row(row) for row in self._read(sql, [limit])]
+
+    def _transaction(self, work: Any, *, what: str) -> Any:
+        """`work(cursor)` in one write transaction (all or nothing), retried like `write()`; returns its result."""
+
+        def attempt() -> Any:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn.cursor())
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        with self._lock:
+            self._check_open()
+            return self._retrying(attempt, what=what)[0]
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            self._check_open()
+            return self._conn.execute(sql, params).fetchall()
+
     def close(self) -> None:
         """Closes the connection (idempotent). Committed writes are already on disk."""
         with self._lock:
@@ -932,3 +1148,113 @@ def _add_to_daily(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord,
         (current,) = cursor.execute(f"SELECT amount_residual FROM daily WHERE {where}", key).fetchone()
         total = residual if current is None else EXACT.add(Decimal(current), residual)
         cursor.execute(f"UPDATE daily SET amount_residual = ? WHERE {where}", (format(total, "f"), *key))
+
+
+# -- the billed side: rows of the version 4 tables -------------------------------------------------------------------
+
+_LINE_COLUMNS = ("provider", "day", "source", "account", "line", "amount", "model", "token_class", "tier", "quantity",
+                 "unit", "environment", "final", "parsed", "period", "note")  # fmt: skip
+_LINE_KEY_WIDTH = 5  # BilledLine.key: provider, day, source, account, line
+_USAGE_COLUMNS = ("provider", "day", "source", "account", "model", "tier", "provider_side", "input_tokens",
+                  "cache_read_input_tokens", "cache_write_5m_input_tokens", "cache_write_1h_input_tokens",
+                  "output_tokens", "requests", "environment", "final")  # fmt: skip
+_USAGE_KEY_WIDTH = 7  # BilledUsage.key: provider, day, source, account, model, tier, provider_side
+_RUN_COLUMNS = ("run_id", "finished_at", "start_day", "end_day", "days", "document")
+_RECONCILED_COLUMNS = ("provider", "day", "environment", "tracked", "billed", "verdict", "run_id", "finished_at",
+                       "unknown_cost_calls", "final")  # fmt: skip
+_RECONCILED_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in _RECONCILED_COLUMNS[3:])
+# The latest run wins: a day is replaced only by a run that finished at the same time or later (ISO UTC text of
+# fixed width: text order is time order).
+_UPSERT_RECONCILED = (
+    f"INSERT INTO reconciled_days ({', '.join(_RECONCILED_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_RECONCILED_COLUMNS))})"
+    f" ON CONFLICT (provider, day, environment) DO UPDATE SET {_RECONCILED_UPDATES}"
+    " WHERE excluded.finished_at >= reconciled_days.finished_at"
+)
+
+
+def _insert_sql(table: str, columns: Sequence[str], *, replace: bool) -> str:
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    return f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+def _billed_where(query: BilledQuery, *, with_source: bool = True) -> tuple[str | None, list[Any]]:
+    """The WHERE clause of a billed-side read, or None when nothing can match (an empty set of environments)."""
+    terms = ["day >= ?", "day <= ?"]
+    params: list[Any] = [_day(query.start_day), _day(query.end_day)]
+    if query.provider is not None:
+        terms.append("provider = ?")
+        params.append(query.provider)
+    if with_source and query.source is not None:
+        terms.append("source = ?")
+        params.append(query.source)
+    if query.environments is not None:
+        if not query.environments:
+            return None, []
+        wanted = sorted(query.environments)
+        terms.append(f"environment IN ({', '.join('?' * len(wanted))})")
+        params += wanted
+    return " WHERE " + " AND ".join(terms), params
+
+
+def _decimal_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _line_row(line: BilledLine) -> tuple[Any, ...]:
+    return (line.provider, _day(line.day), line.source, line.account, line.line, format(line.amount, "f"), line.model,
+            line.token_class, line.tier, _decimal_text(line.quantity), line.unit, line.environment, int(line.final),
+            int(line.parsed), line.period, line.note)  # fmt: skip
+
+
+def _line_from_row(row: Sequence[Any]) -> BilledLine:
+    values = dict(zip(_LINE_COLUMNS, row, strict=True))
+    values["day"] = date.fromisoformat(values["day"])
+    values["amount"] = Decimal(values["amount"])
+    values["quantity"] = None if values["quantity"] is None else Decimal(values["quantity"])
+    values["final"] = bool(values["final"])
+    values["parsed"] = bool(values["parsed"])
+    return BilledLine(**values)
+
+
+def _usage_row(row: BilledUsage) -> tuple[Any, ...]:
+    return (row.provider, _day(row.day), row.source, row.account, row.model, row.tier, int(row.provider_side),
+            row.input_tokens, row.cache_read_input_tokens, row.cache_write_5m_input_tokens,
+            row.cache_write_1h_input_tokens, row.output_tokens, row.requests, row.environment,
+            int(row.final))  # fmt: skip
+
+
+def _usage_from_row(row: Sequence[Any]) -> BilledUsage:
+    values = dict(zip(_USAGE_COLUMNS, row, strict=True))
+    values["day"] = date.fromisoformat(values["day"])
+    values["provider_side"] = bool(values["provider_side"])
+    values["final"] = bool(values["final"])
+    return BilledUsage(**values)
+
+
+def _reconciled_row(day: ReconciledDay) -> tuple[Any, ...]:
+    return (day.provider, _day(day.day), day.environment, format(day.tracked, "f"), _decimal_text(day.billed),
+            day.verdict, day.run_id, format_timestamp(day.finished_at), day.unknown_cost_calls,
+            int(day.final))  # fmt: skip
+
+
+def _reconciled_from_row(row: Sequence[Any]) -> ReconciledDay:
+    values = dict(zip(_RECONCILED_COLUMNS, row, strict=True))
+    values["day"] = date.fromisoformat(values["day"])
+    values["tracked"] = Decimal(values["tracked"])
+    values["billed"] = None if values["billed"] is None else Decimal(values["billed"])
+    values["finished_at"] = parse_timestamp(values["finished_at"])
+    values["final"] = bool(values["final"])
+    return ReconciledDay(**values)
+
+
+def _run_from_row(row: Sequence[Any]) -> RunRecord:
+    run_id, finished_at, start_day, end_day, days, document = row
+    return RunRecord(
+        run_id=run_id,
+        finished_at=parse_timestamp(finished_at),
+        start_day=date.fromisoformat(start_day),
+        end_day=date.fromisoformat(end_day),
+        days=run_codec.decode_days(days),
+        document=json.loads(document),
+    )

@@ -507,6 +507,54 @@ LEDGER_CONNECTIONS_REFUSED = PrometheusMetric(
     "Connections answered 503 at once: every slot busy, the reserved /healthz slots too.",
 )
 
+# Reconciliation (`otel-ai-cost reconcile`): the latest run's figures per provider and UTC day, read from the ledger
+# at scrape time (`LedgerStore.reconciled_days` over the current UTC month and the 7 days before today, nothing
+# older). A day "with a bill" is one whose latest run had a billed amount (`ReconciledDay.billed` is not None).
+RECONCILIATION_LOOKBACK_DAYS = 7  # period=day and the last run's time still show across a month boundary
+RECONCILIATION_PERIOD_DAY = "day"  # the provider's latest reconciled UTC day with a bill
+RECONCILIATION_PERIOD_MONTH = "month"  # the current UTC month's reconciled days with a bill, summed
+# Values of the `verdict` label: the verdicts of `reconcile.result.Verdict` (the same text as the reconcile report);
+# a verdict the service does not know is counted as METRIC_LABEL_OTHER, so the label stays an enumeration.
+RECONCILIATION_VERDICTS: tuple[str, ...] = ("match", "over", "under", "no bill yet", "not tracked")
+
+LEDGER_BILLED = PrometheusMetric(
+    "ai_cost_ledger_billed_USD",
+    "gauge",
+    "Exact amount the provider billed, as the latest reconciliation run of each UTC day found it: period=day is the "
+    "provider's latest reconciled day with a bill (of the current month or the last 7 days), period=month the sum "
+    "over the current UTC month's reconciled days with a bill (month to date). Absent without such a day: a bill "
+    "not known yet is never shown as zero.",
+    ("provider", "period"),
+)
+LEDGER_RECONCILED_TRACKED = PrometheusMetric(
+    "ai_cost_ledger_reconciled_tracked_USD",
+    "gauge",
+    "Exact tracked spend of the same reconciled days as ai_cost_ledger_billed_USD (same provider and period), as "
+    "the latest reconciliation run of each day counted it (priced calls: a lower bound when calls were unpriced).",
+    ("provider", "period"),
+)
+LEDGER_RECONCILIATION_DISCREPANCY_RATIO = PrometheusMetric(
+    "ai_cost_reconciliation_discrepancy_ratio",
+    "gauge",
+    "(tracked - billed) / billed over the current UTC month's reconciled days that have a bill (month to date; "
+    "the period=month series of ai_cost_ledger_reconciled_tracked_USD and ai_cost_ledger_billed_USD): 0.05 is 5% "
+    "more tracked than billed, -0.05 5% less. Absent without a bill or when the month's bill is zero.",
+    ("provider",),
+)
+LEDGER_RECONCILIATION_DAYS = PrometheusMetric(
+    "ai_cost_reconciliation_days",
+    "gauge",
+    "Reconciled UTC days of the current month by the latest run's verdict (match, over, under, no bill yet, not "
+    "tracked); one per day and environment the bill's accounts are mapped to. Every verdict is shown, 0 included.",
+    ("provider", "verdict"),
+)
+LEDGER_RECONCILIATION_LAST_RUN = PrometheusMetric(
+    "ai_cost_reconciliation_last_run_timestamp_seconds",
+    "gauge",
+    "Unix time at which the latest reconciliation run finished, among the runs that reconciled a day of the current "
+    "UTC month or of the last 7 days. Absent when no run did.",
+)
+
 LEDGER_METRICS: tuple[PrometheusMetric, ...] = (
     LEDGER_SPEND,
     LEDGER_SPEND_BY_MODEL,
@@ -527,4 +575,9 @@ LEDGER_METRICS: tuple[PrometheusMetric, ...] = (
     LEDGER_CONNECTIONS_EVICTED,
     LEDGER_CONNECTIONS_TIMED_OUT,
     LEDGER_CONNECTIONS_REFUSED,
+    LEDGER_BILLED,
+    LEDGER_RECONCILED_TRACKED,
+    LEDGER_RECONCILIATION_DISCREPANCY_RATIO,
+    LEDGER_RECONCILIATION_DAYS,
+    LEDGER_RECONCILIATION_LAST_RUN,
 )

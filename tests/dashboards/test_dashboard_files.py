@@ -173,3 +173,36 @@ def test_committed_files_are_valid_json_with_trailing_newline() -> None:
         text = path.read_text()
         assert text.endswith("\n")
         json.loads(text)
+
+
+def test_the_reconciliation_dashboard_shows_the_billed_side_from_the_ledgers_series() -> None:
+    """The billed placeholder is gone: billed vs tracked, the ratio with the alert's threshold, days by verdict and
+    the last run's age are panels reading the ledger's reconciliation series."""
+    panels = {p["title"]: p for p in iter_panels(DASHBOARDS["ai-cost-reconciliation"]["panels"])}
+    assert not [p["title"] for p in panels.values() if p["type"] == "text"], "a placeholder is left"
+
+    def exprs(title: str) -> list[str]:
+        return [t["expr"] for t in panels[title]["targets"]]
+
+    bars = panels["Billed vs tracked per provider, month to date"]
+    assert bars["type"] == "barchart" and bars["options"]["xField"] == "provider"
+    assert [("ai_cost_ledger_billed_USD" in e, "ai_cost_ledger_reconciled_tracked_USD" in e) for e in exprs(
+        bars["title"])] == [(True, False), (False, True)]  # fmt: skip
+    assert all('period="month"' in e for e in exprs(bars["title"]))
+    renamed = bars["transformations"][1]["options"]["renameByName"]
+    assert renamed == {"Value #A": "billed", "Value #B": "tracked"}
+
+    (ratio_title,) = [title for title in panels if title.startswith("Discrepancy per provider")]
+    ratio = panels[ratio_title]
+    assert ratio["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert exprs(ratio_title) == [
+        'ai_cost_reconciliation_discrepancy_ratio{provider=~"$provider"}',
+        "ai_cost:reconciliation_discrepancy_threshold",
+        "-ai_cost:reconciliation_discrepancy_threshold",
+    ]
+    assert exprs("Reconciled days this month by verdict") == [
+        'sum by (provider, verdict) (ai_cost_reconciliation_days{provider=~"$provider"})'
+    ]
+    age = panels["Last reconciliation run"]
+    assert exprs("Last reconciliation run") == ["time() - max(ai_cost_reconciliation_last_run_timestamp_seconds)"]
+    assert [step["value"] for step in age["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [None, 86400, 172800]

@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from otel_ai_cost import contract
-from otel_ai_cost.dashboards import DEFAULT_BUDGET_RULES, all_queries, build_all, raw_queries, substitute
+from otel_ai_cost.dashboards import (
+    DEFAULT_BUDGET_RULES,
+    all_queries,
+    build_all,
+    raw_queries,
+    reconciliation,
+    substitute,
+)
 from otel_ai_cost.dashboards.promql import COLLECTOR_LABELS, prom_label
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
@@ -22,7 +29,8 @@ KEYWORDS = frozenset(
 
 
 def known_metrics() -> dict[str, frozenset[str] | None]:
-    """Metric name -> the labels it may carry (None: not known here, e.g. budget recording rules)."""
+    """Metric name -> the labels it may carry (None: not known here, e.g. budget and reconciliation recording
+    rules)."""
     known: dict[str, frozenset[str] | None] = {}
     for spec in contract.METRICS:
         labels = frozenset(prom_label(a) for a in (*spec.labels, *spec.extra_labels)) | COLLECTOR_LABELS
@@ -32,7 +40,7 @@ def known_metrics() -> dict[str, frozenset[str] | None]:
                 known[spec.prometheus_name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
     for metric in contract.LEDGER_METRICS:
         known[metric.name] = frozenset(metric.labels)
-    for name in DEFAULT_BUDGET_RULES.names():
+    for name in DEFAULT_BUDGET_RULES.names() | reconciliation.RECORDED_RULES:
         known[name] = None
     return known
 
@@ -156,3 +164,14 @@ def test_budget_rules_the_dashboards_read_are_recorded_in_the_committed_rule_fil
     }  # fmt: skip
     used = {name for q in QUERIES for name in metric_names(q.expr)} & DEFAULT_BUDGET_RULES.names()
     assert used and used <= recorded, used - recorded
+
+
+def test_reconciliation_rules_the_dashboard_reads_are_recorded_in_the_committed_rule_file() -> None:
+    rule_file = Path(__file__).resolve().parents[2] / "alerts" / "reconciliation.rules.yml"
+    recorded = {
+        rule["record"] for group in yaml.safe_load(rule_file.read_text())["groups"] for rule in group["rules"]
+        if "record" in rule
+    }  # fmt: skip
+    read = {name for q in QUERIES if q.dashboard_uid == reconciliation.UID for name in metric_names(q.expr)}
+    rules = read - {m.name for m in contract.LEDGER_METRICS} - {m.prometheus_name for m in contract.METRICS}
+    assert rules == reconciliation.RECORDED_RULES and rules <= recorded, (rules, recorded)

@@ -6,7 +6,7 @@
   instrumented by `otel_ai_cost.instrument()`, spans sent over OTLP/HTTP to the ledger, metrics exposed by the
   OpenTelemetry Prometheus exporter (which names them as the collector's `prometheus` exporter does);
 - a real Prometheus scraping both every second and evaluating the rendered budget rules plus
-  `alerts/operations.rules.yml` every second;
+  `alerts/operations.rules.yml` and `alerts/reconciliation.rules.yml` every second;
 - a real Alertmanager running `alerts/alertmanager.yml` with every receiver turned into a webhook to an HTTP
   server of the test (routes, grouping and inhibition kept as shipped; only the timings are shortened).
 """
@@ -40,6 +40,7 @@ from servers import (
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "alerts"
 OPERATIONS_RULES = ALERTS / "operations.rules.yml"
+RECONCILIATION_RULES = ALERTS / "reconciliation.rules.yml"
 ALERTMANAGER_CONFIG = ALERTS / "alertmanager.yml"
 
 BUDGETS_YAML = f"""\
@@ -155,7 +156,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, _module_environment: None) -
     # Fail (not skip) at once when a binary is missing, before starting anything.
     require_binary("prometheus")
     require_binary("prometheus-alertmanager", "alertmanager")
-    for shipped in (OPERATIONS_RULES, ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG):
+    for shipped in (OPERATIONS_RULES, RECONCILIATION_RULES, ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG):
         assert shipped.is_file(), f"{shipped.relative_to(REPO)} is missing: the end-to-end test loads it"
 
     tmp = tmp_path_factory.mktemp("e2e")
@@ -163,7 +164,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, _module_environment: None) -
     budgets_file.write_text(BUDGETS_YAML)
     rules_file = tmp / "budgets.rules.yml"
     render_budget_rules(budgets_file, rules_file)
-    check_rules(rules_file, OPERATIONS_RULES)
+    check_rules(rules_file, OPERATIONS_RULES, RECONCILIATION_RULES)
 
     stops: list[Any] = []
     try:
@@ -189,7 +190,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, _module_environment: None) -
             ALERTMANAGER_JOB: f"127.0.0.1:{am_port}",
         }
         shipped_prometheus = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
-        prom_config = prometheus_config(shipped_prometheus, [rules_file, OPERATIONS_RULES], targets)
+        rule_files = [rules_file, OPERATIONS_RULES, RECONCILIATION_RULES]
+        prom_config = prometheus_config(shipped_prometheus, rule_files, targets)
         prom_file = _write_yaml(tmp / "prometheus.yml", prom_config)
         (tmp / "prometheus-data").mkdir()
         prometheus = PrometheusServer(prom_file, tmp / "prometheus-data", prom_port, tmp / "prometheus.log")

@@ -125,6 +125,7 @@ class LedgerService(ManagedProcess):
 
     def __init__(self, db: Path, port: int, log: Path) -> None:
         self.url = f"http://127.0.0.1:{port}"
+        self.db = db  # the test writes the billed side (a reconciliation run) here, as `otel-ai-cost reconcile` does
         command = [sys.executable, "-m", "otel_ai_cost", "ledger", "serve", "--ledger", f"sqlite:///{db}"]
         command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
         super().__init__("the ledger service", command, log, f"{self.url}/healthz")

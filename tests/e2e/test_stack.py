@@ -1,6 +1,7 @@
 """End-to-end: real SDK calls -> ledger service + instrumented program's metrics -> real Prometheus evaluating the
 rendered budget rules -> real Alertmanager (shipped routes, grouping, inhibition) -> a webhook in the test; and every
-Grafana panel query answered with data by this Prometheus.
+Grafana panel query answered with data by this Prometheus, the Reconciliation dashboard's billed panels included
+(the ledger's store holds a reconciliation run, written as `otel-ai-cost reconcile` writes it).
 
 Spend is driven with gpt-4o-mini calls of many output tokens ($0.60 per million) against a $1.00 daily budget:
 past 80 % (warning), then 95 % (critical), then 100 % (exceeded). The ledger's exact day-to-date spend is what the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -22,6 +24,9 @@ from servers import DAILY_BUDGET, ENVIRONMENT, Notification, Stack, wait_for
 from otel_ai_cost import ai_usage_context
 from otel_ai_cost.budgets.config import load_budgets
 from otel_ai_cost.budgets.rules import ALERT_THRESHOLD
+from otel_ai_cost.dashboards import all_queries, reconciliation
+from otel_ai_cost.ledger.sqlite_store import SQLiteStore
+from otel_ai_cost.reconcile.runs import ReconciledDay, RunRecord
 from otel_ai_cost.stand_in import Scenario
 
 MODEL = "gpt-4o-mini"
@@ -117,14 +122,41 @@ def drive_variety(stack: Stack) -> None:
             app.openai.chat.completions.create(model=MODEL, messages=messages)
 
 
+# Today's reconciliation run: openai billed 4% more than tracked (a match at 5%), anthropic 25% more (tracked 20%
+# below its bill: beyond the alert's threshold).
+RUN_AGE = timedelta(minutes=5)
+DISCREPANCY = "AICostReconciliationDiscrepancy"
+RECONCILED = {"openai": ("0.0100", "0.0104", "match"), "anthropic": ("0.0020", "0.0025", "under")}
+
+
+def reconcile(stack: Stack) -> None:
+    """Writes a run into the ledger service's store, as `otel-ai-cost reconcile` does (the service reads it at each
+    scrape)."""
+    now = datetime.now(timezone.utc)
+    finished, today = now - RUN_AGE, now.date()  # today: a day of the current month, whenever the test runs
+    days = [
+        ReconciledDay(provider, today, Decimal(tracked), Decimal(billed), verdict, "e2e-run", finished)
+        for provider, (tracked, billed, verdict) in RECONCILED.items()
+    ]
+    store = SQLiteStore(stack.ledger.db)
+    try:
+        store.write_reconciliation(RunRecord("e2e-run", finished, today, today, days))
+    finally:
+        store.close()
+
+
 @pytest.fixture(scope="module")
 def driven(stack: Stack) -> Stack:
-    """The stack after the variety calls, with Prometheus holding the program's and the ledger's series."""
+    """The stack after the variety calls and a reconciliation run, with Prometheus holding the program's, the
+    ledger's and the reconciliation series."""
     drive_variety(stack)
+    reconcile(stack)
     wait_for(
-        "Prometheus to hold the program's spend and the ledger's spend",
+        "Prometheus to hold the program's spend, the ledger's spend and the billed side",
         lambda: (
-            stack.prometheus.query("ai_cost_spend_USD_total") and stack.prometheus.query("ai_cost_ledger_spend_USD")
+            stack.prometheus.query("ai_cost_spend_USD_total")
+            and stack.prometheus.query("ai_cost_ledger_spend_USD")
+            and stack.prometheus.query("ai_cost_ledger_billed_USD")
         ),
         timeout=10,
     )
@@ -187,8 +219,6 @@ def test_budget_alerts_reach_the_webhook_warning_then_critical_then_exceeded(dri
 
 
 def test_every_dashboard_query_returns_data(driven: Stack) -> None:
-    from otel_ai_cost.dashboards import all_queries
-
     queries: list[tuple[str, str, str]] = list(all_queries())
     assert queries, "the dashboards define no queries"
     # Rates need two scrapes of the latest values: wait until the slowest kind (a histogram quantile) has data.
@@ -211,3 +241,42 @@ def test_every_dashboard_query_returns_data(driven: Stack) -> None:
         if rule.get("health") != "ok"
     ]
     assert not empty, "queries without data:\n" + "\n".join(empty) + f"\nrules not healthy: {broken_rules}"
+
+
+def test_the_reconciliation_dashboards_billed_panels_show_the_stored_run(driven: Stack) -> None:
+    """Each billed panel's query, as the dashboard has it, answers the run's figures from the real Prometheus."""
+    panels: dict[str, list[str]] = {}
+    for query in all_queries():
+        if query.dashboard_uid == reconciliation.UID:
+            panels.setdefault(query.panel, []).append(query.expr)
+
+    query = driven.prometheus.query
+
+    def by_provider(expr: str) -> dict[str, Decimal]:
+        return {r["metric"].get("provider", ""): Decimal(r["value"][1]) for r in query(expr)}
+
+    billed, tracked = panels["Billed vs tracked per provider, month to date"]
+    assert by_provider(billed) == {provider: Decimal(b) for provider, (_, b, _) in RECONCILED.items()}
+    assert by_provider(tracked) == {provider: Decimal(t) for provider, (t, _, _) in RECONCILED.items()}
+    (ratio_title,) = [title for title in panels if title.startswith("Discrepancy per provider")]
+    ratio, threshold, negative = panels[ratio_title]
+    ratios = by_provider(ratio)
+    assert ratios["anthropic"] == Decimal("-0.2")
+    assert abs(ratios["openai"] - (Decimal("0.0100") - Decimal("0.0104")) / Decimal("0.0104")) < Decimal("1e-12")
+    assert by_provider(threshold) == {"": Decimal("0.05")} and by_provider(negative) == {"": Decimal("-0.05")}
+    latest_day = panels["Billed and tracked per provider: latest billed day and month to date"]
+    assert [by_provider(expr)["openai"] for expr in latest_day] == [Decimal(v) for v in ("0.0104", "0.0100") * 2]
+    (verdicts,) = panels["Reconciled days this month by verdict"]
+    counted = {(r["metric"]["provider"], r["metric"]["verdict"]): r["value"][1] for r in query(verdicts)}
+    assert counted[("openai", "match")] == "1" and counted[("anthropic", "under")] == "1"
+    assert counted[("anthropic", "match")] == "0"
+    (age,) = panels["Last reconciliation run"]
+    seconds = Decimal(query(age)[0]["value"][1])
+    assert RUN_AGE.total_seconds() <= seconds < RUN_AGE.total_seconds() + 120
+
+    # Past the threshold, the discrepancy alert is pending for anthropic only (it fires after its `for: 1h`).
+    def discrepancy_alerts() -> list[tuple[str, str]]:
+        alerts = driven.prometheus.alerts()
+        return [(a["labels"]["provider"], a["state"]) for a in alerts if a["labels"]["alertname"] == DISCREPANCY]
+
+    assert wait_for("the discrepancy alert to be pending", discrepancy_alerts, timeout=5) == [("anthropic", "pending")]

@@ -148,6 +148,38 @@ def bargauge(
     return panel
 
 
+def barchart(
+    title: str,
+    targets: list[dict[str, Any]],
+    *,
+    x_field: str,
+    unit: str = "short",
+    description: str = "",
+    transformations: list[dict[str, Any]] | None = None,
+    overrides: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Grouped bars of instant table queries: one group per `x_field` value (e.g. provider), one bar per value field
+    (rename them with an `organize` transformation)."""
+    custom = {"lineWidth": 1, "fillOpacity": 80, "gradientMode": "none", "axisPlacement": "auto", "axisSoftMin": 0}
+    options = {
+        "orientation": "auto",
+        "xField": x_field,
+        "showValue": "auto",
+        "stacking": "none",
+        "groupWidth": 0.7,
+        "barWidth": 0.9,
+        "xTickLabelRotation": 0,
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True, "calcs": []},
+        "tooltip": {"mode": "multi", "sort": "none"},
+    }
+    panel = _panel(
+        "barchart", title, targets, unit=unit, description=description, custom=custom, options=options,
+        overrides=overrides,
+    )  # fmt: skip
+    panel["transformations"] = transformations or []
+    return panel
+
+
 def table(
     title: str,
     targets: list[dict[str, Any]],

@@ -28,7 +28,7 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from heapq import merge
 from pathlib import Path
 from typing import NoReturn
@@ -37,8 +37,10 @@ import yaml
 
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.service.otlp import Extracted
-from otel_ai_cost.ledger.store import AggregateRow, LedgerStore, UsageQuery, sum_rows
+from otel_ai_cost.ledger.store import AggregateRow, BilledQuery, LedgerStore, UsageQuery, sum_rows
 from otel_ai_cost.pricing.yaml_nodes import NodeReader, PriceFileError
+from otel_ai_cost.reconcile.billed import BilledLine
+from otel_ai_cost.reconcile.runs import ReconciledDay
 
 ALL = "*"
 MIN_TOKEN_CHARS = 16  # a plain `token:` shorter than this is refused: guessable
@@ -251,6 +253,24 @@ class ScopedReader:
             for row in self._store.aggregate(_with_environment(query, env), group_by):
                 rows[row.group] = sum_rows([rows[row.group], row], row.group) if row.group in rows else row
         return [rows[group] for group in sorted(rows)]
+
+    # The billed side (`/v1/usage?billed=true`): a bill's lines and verdicts carry the environment their account is
+    # mapped to; the organization-wide ones (environment "") only a token that may read every environment sees.
+    def billed_lines(self, query: BilledQuery) -> list[BilledLine]:
+        return self._store.billed_lines(self._billed(query))
+
+    def reconciled_days(self, query: BilledQuery) -> list[ReconciledDay]:
+        return self._store.reconciled_days(self._billed(query))
+
+    def _billed(self, query: BilledQuery) -> BilledQuery:
+        if self._scope.read is None:
+            return query
+        if query.environments is None:
+            return replace(query, environments=self._scope.read)
+        refused = sorted(query.environments - self._scope.read)
+        if refused:
+            raise OutOfScope(f"token {self._scope.name!r} may not read environment {refused[0]!r}")
+        return query
 
 
 def _with_environment(query: UsageQuery, environment: str) -> UsageQuery:

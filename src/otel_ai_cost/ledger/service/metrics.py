@@ -4,6 +4,12 @@ Spend gauges are read from the store's exact running totals at scrape time, not 
 the single long-lived writer, so they are exact, restart-safe and free of the undercount that short-lived CI
 processes cause in Prometheus counters. Operational counters (records written, duplicates, ...) live in memory.
 
+Reconciliation gauges (billed beside tracked, the discrepancy ratio, days by verdict, the last run's time) are read
+at scrape time too, from the latest reconciliation run of each provider's day (`LedgerStore.reconciled_days`), over
+the current UTC month and the 7 days before today only, so a scrape reads at most about 38 days of verdicts,
+whatever the history. A scoped token sees the days of its readable environments; the organization-wide days (bill
+accounts mapped to no environment, `ReconciledDay.environment == ""`) only a token that may read every environment.
+
 Naming follows Prometheus conventions and `contract.SPEND` (`ai_cost_spend_USD_total`): the `USD` unit suffix keeps
 its case, counters end in `_total`, gauges have no suffix beyond the unit.
 """
@@ -14,12 +20,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Context, Decimal, Inexact, Rounded
 from typing import Protocol, TypeVar, runtime_checkable
 
 from otel_ai_cost import contract
-from otel_ai_cost.ledger.store import LedgerStore, Totals, UsageQuery
+from otel_ai_cost.ledger.store import BilledQuery, LedgerStore, Totals, UsageQuery
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -45,6 +51,11 @@ STORE_UP = contract.LEDGER_STORE_UP
 UNPRICED_CALLS = contract.LEDGER_UNPRICED_CALLS
 WRITE_FAILURES = contract.LEDGER_WRITE_FAILURES
 WRITE_RETRIES = contract.LEDGER_WRITE_RETRIES
+BILLED = contract.LEDGER_BILLED
+RECONCILED_TRACKED = contract.LEDGER_RECONCILED_TRACKED
+DISCREPANCY_RATIO = contract.LEDGER_RECONCILIATION_DISCREPANCY_RATIO
+RECONCILED_DAYS = contract.LEDGER_RECONCILIATION_DAYS
+LAST_RUN = contract.LEDGER_RECONCILIATION_LAST_RUN
 
 COUNTERS: tuple[MetricDef, ...] = (
     SPANS_RECEIVED,
@@ -60,8 +71,9 @@ COUNTERS: tuple[MetricDef, ...] = (
     CONNECTIONS_TIMED_OUT,
     CONNECTIONS_REFUSED,
 )
+RECONCILIATION: tuple[MetricDef, ...] = (BILLED, RECONCILED_TRACKED, DISCREPANCY_RATIO, RECONCILED_DAYS, LAST_RUN)
 GAUGES: tuple[MetricDef, ...] = (
-    SPEND, SPEND_BY_MODEL, SPEND_BY_TEAM, SPEND_BY_OPERATION_TYPE, CALLS, UNPRICED_CALLS, STORE_UP,
+    SPEND, SPEND_BY_MODEL, SPEND_BY_TEAM, SPEND_BY_OPERATION_TYPE, CALLS, UNPRICED_CALLS, STORE_UP, *RECONCILIATION,
 )  # fmt: skip
 METRICS: tuple[MetricDef, ...] = GAUGES + COUNTERS
 
@@ -192,16 +204,19 @@ def render(
     bounds: LabelBounds | None = None,
     readable: Callable[[str], bool] | None = None,
 ) -> str:
-    """The Prometheus text exposition (format 0.0.4). Counters are always there; spend gauges only when the store
-    answers (`ai_cost_ledger_store_up` says which), so a store outage never turns into a fake zero spend.
+    """The Prometheus text exposition (format 0.0.4). Counters are always there; spend and reconciliation gauges
+    only when the store answers (`ai_cost_ledger_store_up` says which), so a store outage never turns into a fake
+    zero spend.
 
-    Every gauge is read from the running totals (two reads per environment: the day and the month), whatever the
-    number of records. `readable` limits the environments shown (a scoped token); `bounds` limits label values."""
+    Every spend gauge is read from the running totals (two reads per environment: the day and the month), whatever
+    the number of records; the reconciliation gauges from one bounded `reconciled_days` read. `readable` limits the
+    environments shown (a scoped token); `bounds` limits label values (providers: the top N)."""
     bounds = bounds or LabelBounds()
     today = now().astimezone(timezone.utc).date()
     try:
         environments = [e for e in finder.environments(today) if readable is None or readable(e)]
         gauges = _spend_gauges(store, environments, today, bounds)
+        gauges.update(_reconciliation_gauges(store, today, bounds.top_n, readable))
         up = "1"
     except Exception:  # the scrape must still answer with the counters; store_up tells the outage
         gauges = {m.name: [] for m in GAUGES}
@@ -228,6 +243,74 @@ def _spend_gauges(
             totals = _merge([read[member][period_label] for member in members])
             _add_period(gauges, (environment, period_label), totals, bounds.top_n)
     return gauges
+
+
+def _reconciliation_gauges(
+    store: LedgerStore, today: date, top_n: int, readable: Callable[[str], bool] | None
+) -> dict[str, Samples]:
+    """The reconciliation gauges' samples, from the latest run's verdict of each (provider, day, environment) of the
+    current UTC month and the RECONCILIATION_LOOKBACK_DAYS before today.
+
+    A day "with a bill" is one whose `billed` is known. The top `top_n` providers (by the month's billed amount,
+    tracked where no bill yet) keep their name, the rest are summed as `other`; the sums stay exact."""
+    out: dict[str, Samples] = {metric.name: [] for metric in RECONCILIATION}
+    read = getattr(store, "reconciled_days", None)
+    if read is None:  # a store from code that predates the billed side: nothing reconciled, nothing shown
+        return out
+    month_start = today.replace(day=1)
+    start = min(month_start, today - timedelta(days=contract.RECONCILIATION_LOOKBACK_DAYS))
+    # "" (organization-wide) is readable only by a token that may read every environment: tokens-file environment
+    # names are never empty, so `readable("")` holds for exactly those.
+    query = BilledQuery(start_day=start, end_day=today)
+    days = [day for day in read(query) if readable is None or readable(day.environment)]
+    if not days:
+        return out
+    out[LAST_RUN.name].append(((), _unix_seconds(max(day.finished_at for day in days))))
+
+    month = [day for day in days if day.day >= month_start]
+    weight = {day.provider: Decimal(0) for day in days}
+    for day in month:
+        weight[day.provider] = _EXACT.add(weight[day.provider], day.tracked if day.billed is None else day.billed)
+    kept = {provider for provider, _ in _bound(weight, top_n, OTHER) if provider != OTHER}
+
+    def label(provider: str) -> str:
+        return provider if provider in kept else OTHER
+
+    # period=day: each provider's latest day with a bill (all its environments' parts of that day).
+    billed_days = [(day, day.billed) for day in days if day.billed is not None]
+    last_billed: dict[str, date] = {}
+    for day, _ in billed_days:
+        last_billed[day.provider] = max(last_billed.get(day.provider, day.day), day.day)
+    sums: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+    for day, amount in billed_days:
+        periods = [contract.RECONCILIATION_PERIOD_MONTH] if day.day >= month_start else []
+        if day.day == last_billed[day.provider]:
+            periods.append(contract.RECONCILIATION_PERIOD_DAY)
+        for period in periods:
+            key = (label(day.provider), period)
+            tracked, billed = sums.get(key, (Decimal(0), Decimal(0)))
+            sums[key] = (_EXACT.add(tracked, day.tracked), _EXACT.add(billed, amount))
+    for (provider, period), (tracked, billed) in sorted(sums.items()):
+        out[BILLED.name].append(((provider, period), _decimal(billed)))
+        out[RECONCILED_TRACKED.name].append(((provider, period), _decimal(tracked)))
+        if period == contract.RECONCILIATION_PERIOD_MONTH and billed != 0:
+            out[DISCREPANCY_RATIO.name].append(((provider,), _decimal((tracked - billed) / billed)))
+
+    verdicts: dict[str, dict[str, int]] = {}
+    for day in month:
+        counts = verdicts.setdefault(label(day.provider), dict.fromkeys(contract.RECONCILIATION_VERDICTS, 0))
+        verdict = day.verdict if day.verdict in contract.RECONCILIATION_VERDICTS else OTHER
+        counts[verdict] = counts.get(verdict, 0) + 1
+    for provider, counts in sorted(verdicts.items()):
+        for verdict, count in counts.items():
+            out[RECONCILED_DAYS.name].append(((provider, verdict), str(count)))
+    return out
+
+
+def _unix_seconds(moment: datetime) -> str:
+    """Exact to the microsecond (no float on the way)."""
+    micros = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    return _decimal(Decimal(micros).scaleb(-6))
 
 
 def _fold_environments(read: Mapping[str, Mapping[str, Totals]], limit: int) -> dict[str, list[str]]:

@@ -12,6 +12,15 @@ Amounts are exact decimal strings. Calls of unknown cost (`otel_ai_cost.ledger.u
 closed before their usage arrived, answers without usage) are counted in `unknown_cost_calls` on every row, group
 and summary, never summed as $0: where that count is non-zero, a `note` says the amount is a lower bound.
 
+`/v1/usage?aggregation=day,provider&billed=true&start_date=&end_date=` adds, beside the tracked aggregation, the
+billed side of the same days (`billed`): per UTC day and provider, what the provider billed (the stored billed lines
+of `otel-ai-cost reconcile`, an exact decimal string; null when no bill is stored yet), whether that bill is final,
+the latest reconciliation run's verdict, and `difference` = tracked - billed. It needs an aggregation with `day`
+and/or `provider`, both dates (at most MAX_BILLED_DAYS days) and no filter but `provider` and `environment`: a bill
+has no service, model, team or job, so a narrower tracked figure beside a whole bill would read as a discrepancy.
+A token scoped to some environments sees only the bill's lines whose account is mapped to one of them; lines mapped
+to no environment (organization-wide) only a token that may read every environment.
+
 Unknown or malformed parameters are refused (400) naming the parameter: a typo in a filter must not silently widen a
 cost query to everything.
 """
@@ -29,14 +38,19 @@ from typing import Any, Protocol
 
 from otel_ai_cost.contract import CURRENCY, PricingStatus
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
-from otel_ai_cost.ledger.store import EXACT_SUMS, GROUP_BY_FIELDS, AggregateRow, UsageQuery, sum_rows
+from otel_ai_cost.ledger.store import EXACT_SUMS, GROUP_BY_FIELDS, AggregateRow, BilledQuery, UsageQuery, sum_rows
 from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
+from otel_ai_cost.reconcile.billed import BilledLine
+from otel_ai_cost.reconcile.runs import ReconciledDay
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # Query-string names of the UsageQuery filters that map one to one (dates are parsed separately).
 _FILTERS = tuple(f.name for f in fields(UsageQuery) if f.name not in ("start_day", "end_day"))
-PARAMETERS = frozenset({"start_date", "end_date", "aggregation", "limit", "cursor", *_FILTERS})
+PARAMETERS = frozenset({"start_date", "end_date", "aggregation", "limit", "cursor", "billed", *_FILTERS})
+MAX_BILLED_DAYS = 366  # billed=true reads every billed line of the range: a year at most per request
+BILLED_GROUPS = ("day", "provider")  # billed=true needs an aggregation with at least one of these
+BILLED_FILTERS = ("provider", "environment")  # the filters a bill can honour; billed=true refuses the others
 _SUMS = (
     "input_tokens",
     "output_tokens",
@@ -54,6 +68,15 @@ class UsageReader(Protocol):
     def aggregate(self, query: UsageQuery, group_by: Sequence[str]) -> list[AggregateRow]: ...
 
 
+class BilledReader(UsageReader, Protocol):
+    """What `billed=true` reads besides: the store's billed side (limited to a token's environments by
+    `access.ScopedReader`)."""
+
+    def billed_lines(self, query: BilledQuery) -> list[BilledLine]: ...
+
+    def reconciled_days(self, query: BilledQuery) -> list[ReconciledDay]: ...
+
+
 class BadParameter(ValueError):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(f"{parameter}: {message}")
@@ -67,6 +90,7 @@ class UsageRequest:
     group_by: tuple[str, ...]  # empty: list records
     limit: int
     cursor: Cursor | None
+    billed: bool = False  # billed=true: the billed side beside the aggregation
 
 
 @dataclass(frozen=True)
@@ -136,7 +160,36 @@ def parse_parameters(params: Mapping[str, Sequence[str]]) -> UsageRequest:
             filters[name] = value[name]
     if "trace_id" in filters:
         filters["trace_id"] = filters["trace_id"].lower()
-    return UsageRequest(UsageQuery(start_day=start, end_day=end, **filters), group_by, limit, cursor)
+    billed = _billed_parameter(value, group_by, start, end, filters)
+    return UsageRequest(UsageQuery(start_day=start, end_day=end, **filters), group_by, limit, cursor, billed)
+
+
+def _billed_parameter(
+    value: Mapping[str, str], group_by: Sequence[str], start: date | None, end: date | None, filters: Mapping[str, Any]
+) -> bool:
+    """`billed=true|false`, and what `true` requires: an aggregation by day and/or provider, both dates within
+    MAX_BILLED_DAYS, and no filter a bill cannot honour."""
+    text = value.get("billed", "false")
+    if text not in ("true", "false"):
+        raise BadParameter("billed", f"true or false, got {text!r}")
+    if text == "false":
+        return False
+    if not any(name in group_by for name in BILLED_GROUPS):
+        raise BadParameter(
+            "billed", "billed=true needs an aggregation that includes day and/or provider (aggregation=day,provider)"
+        )
+    for name, day in (("start_date", start), ("end_date", end)):
+        if day is None:
+            raise BadParameter(name, "required with billed=true (the bill is read day by day)")
+    assert start is not None and end is not None
+    if (end - start).days + 1 > MAX_BILLED_DAYS:
+        raise BadParameter("end_date", f"billed=true covers at most {MAX_BILLED_DAYS} days")
+    for name in filters:
+        if name not in BILLED_FILTERS:
+            raise BadParameter(
+                name, f"a bill has no {name}: with billed=true, filter by {' and '.join(BILLED_FILTERS)} only"
+            )
+    return True
 
 
 def _date(value: Mapping[str, str], name: str) -> date | None:
@@ -149,11 +202,14 @@ def _date(value: Mapping[str, str], name: str) -> date | None:
 
 
 def answer(store: UsageReader, request: UsageRequest | AiUsageRequest) -> dict[str, Any]:
-    """The JSON document for a validated request."""
+    """The JSON document for a validated request (`billed=true` needs a `BilledReader`)."""
     if isinstance(request, AiUsageRequest):
         return _ai_usage(store, request)
     if request.group_by:
-        return _aggregated(store, request)
+        document = _aggregated(store, request)
+        if request.billed:
+            document["billed"] = _billed_side(store, request)  # type: ignore[arg-type]
+        return document
     return _records(store, request)
 
 
@@ -162,6 +218,81 @@ def _aggregated(store: UsageReader, request: UsageRequest) -> dict[str, Any]:
     summary = _row(sum_rows(rows))  # the group is (): the summary has the rows' measures only
     out_rows = [_row(row) for row in rows]
     return {"query": _echo(request), "aggregation": list(request.group_by), "summary": summary, "rows": out_rows}
+
+
+def _billed_side(store: BilledReader, request: UsageRequest) -> dict[str, Any]:
+    """Per UTC day and provider: tracked (the ledger, the request's filters), billed (the stored billed lines),
+    whether the bill is final, the latest run's verdict, and tracked - billed."""
+    query = request.query
+    assert query.start_day is not None and query.end_day is not None  # parse_parameters requires both
+    environments = None if query.environment is None else frozenset({query.environment})
+    billed_query = BilledQuery(query.start_day, query.end_day, provider=query.provider, environments=environments)
+    tracked: dict[tuple[str, str], AggregateRow] = {}
+    for row in store.aggregate(query, ["day", "provider"]):
+        group = dict(row.group)
+        tracked[(group["day"], group["provider"])] = row
+    lines: dict[tuple[str, str], list[BilledLine]] = {}
+    for line in store.billed_lines(billed_query):
+        lines.setdefault((line.day.isoformat(), line.provider), []).append(line)
+    verdicts: dict[tuple[str, str], list[ReconciledDay]] = {}
+    for day in store.reconciled_days(billed_query):
+        verdicts.setdefault((day.day.isoformat(), day.provider), []).append(day)
+
+    rows = []
+    summed = {"tracked": Decimal(0), "billed": Decimal(0)}
+    unknown = 0
+    final = True
+    for key in sorted(set(tracked) | set(lines) | set(verdicts)):
+        row = _billed_row(key, tracked.get(key), lines.get(key, []), verdicts.get(key, []))
+        rows.append(row)
+        if row["billed"] is not None:
+            summed["tracked"] = EXACT_SUMS.add(summed["tracked"], Decimal(row["tracked"]))
+            summed["billed"] = EXACT_SUMS.add(summed["billed"], Decimal(row["billed"]))
+            unknown += row["unknown_cost_calls"]
+            final = final and row["billed_final"]
+    summary: dict[str, Any] = {
+        "tracked": format(summed["tracked"], "f"),  # of the rows with a bill only, so that the two compare
+        "billed": format(summed["billed"], "f"),
+        "difference": format(EXACT_SUMS.subtract(summed["tracked"], summed["billed"]), "f"),
+        "billed_final": final,
+        "currency": CURRENCY,
+        "unknown_cost_calls": unknown,
+        "rows_without_bill": sum(1 for row in rows if row["billed"] is None),
+    }
+    _note_lower_bound(summary, unknown, "tracked")
+    return {"summary": summary, "rows": rows}
+
+
+def _billed_row(
+    key: tuple[str, str], tracked: AggregateRow | None, lines: Sequence[BilledLine], days: Sequence[ReconciledDay]
+) -> dict[str, Any]:
+    amount = Decimal(0) if tracked is None else tracked.amount
+    unknown = 0 if tracked is None else tracked.unknown_cost_calls
+    billed = None
+    if lines:
+        billed = Decimal(0)
+        for line in lines:
+            billed = EXACT_SUMS.add(billed, line.amount)
+    ordered = sorted(days, key=lambda day: day.environment)
+    agreed = {day.verdict for day in ordered}
+    out: dict[str, Any] = {
+        "day": key[0],
+        "provider": key[1],
+        "tracked": format(amount, "f"),
+        "unknown_cost_calls": unknown,
+        "billed": None if billed is None else format(billed, "f"),
+        "billed_final": all(line.final for line in lines) if lines else None,
+        "billed_lines": len(lines),
+        "difference": None if billed is None else format(EXACT_SUMS.subtract(amount, billed), "f"),
+        "currency": CURRENCY,
+        # The latest run's verdict; one per environment the bill's accounts are mapped to ("" = organization-wide),
+        # and `verdict` only when they agree.
+        "verdict": agreed.pop() if len(agreed) == 1 else None,
+        "verdicts": [{"environment": day.environment, "verdict": day.verdict} for day in ordered],
+        "reconciled_at": format_timestamp(max(day.finished_at for day in ordered)) if ordered else None,
+    }
+    _note_lower_bound(out, unknown, "tracked")
+    return out
 
 
 def _row(row: AggregateRow) -> dict[str, Any]:
@@ -232,6 +363,8 @@ def _echo(request: UsageRequest) -> dict[str, Any]:
     for name in _FILTERS:
         if getattr(query, name) is not None:
             out[name] = getattr(query, name)
+    if request.billed:
+        out["billed"] = True
     return out
 
 

@@ -178,6 +178,7 @@ def test_the_accounts_file_maps_accounts_to_environments_and_names_its_errors(tm
     cases = (("acounts: {}\n", ":1: acounts: unknown key (did you mean 'accounts'?)"),
              ("accounts:\n  openai:\n    proj_a: production\n    proj_a: ci\n",
               ":4: accounts.openai.proj_a: duplicate account"),
+             ("accounts: {openai: [\n", ":2: (yaml)"),  # not YAML: the file's own error, not a crash
              ("accounts:\n  openai:\n    proj_a: [1]\n", ":3: accounts.openai.proj_a: expected"))  # fmt: skip
     for text, where in cases:
         bad = tmp_path / "bad.yaml"

@@ -46,7 +46,10 @@ class PriceFileError(ValueError):
 
 
 class NodeReader:
-    """Reads one file's nodes; every failure raises `PriceFileError` naming `filename`."""
+    """Reads one file's nodes; every failure raises `error` (a `PriceFileError`, or a subclass a file kind names
+    in its own reader: `error = TokensFileError`) naming `filename`."""
+
+    error: type[PriceFileError] = PriceFileError
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
@@ -69,7 +72,7 @@ class NodeReader:
             shown.append(f"{self.filename}: ... and {len(self.problems) - MAX_PROBLEMS_SHOWN} more")
         if len(self.problems) > 1:
             shown.append(f"{self.filename}: {len(self.problems)} problems")
-        raise PriceFileError("\n".join(shown), self.problems)
+        raise self.error("\n".join(shown), self.problems)
 
     def compose(self, text: str) -> yaml.Node | None:
         try:
@@ -78,12 +81,12 @@ class NodeReader:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
             problem = exc.problem or exc.context or "invalid YAML"
-            raise PriceFileError(f"{self.filename}:{line}: (yaml): {problem}") from None
+            raise self.error(f"{self.filename}:{line}: (yaml): {problem}") from None
         except yaml.YAMLError as exc:
-            raise PriceFileError(f"{self.filename}:1: (yaml): {exc}") from None
+            raise self.error(f"{self.filename}:1: (yaml): {exc}") from None
 
     def fail(self, node: yaml.Node, path: str, message: str) -> NoReturn:
-        raise PriceFileError(f"{self.filename}:{node.start_mark.line + 1}: {path or '(root)'}: {message}")
+        raise self.error(f"{self.filename}:{node.start_mark.line + 1}: {path or '(root)'}: {message}")
 
     @staticmethod
     def is_null(node: yaml.Node | None) -> bool:

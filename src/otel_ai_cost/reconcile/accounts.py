@@ -21,7 +21,6 @@ Errors read `file:line: key.path: problem`. Accounts not listed stay organizatio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
 
 import yaml
 
@@ -40,11 +39,7 @@ class AccountsFileError(PriceFileError):
 
 
 class _Reader(NodeReader):
-    def fail(self, node: yaml.Node, path: str, message: str) -> NoReturn:
-        try:
-            super().fail(node, path, message)
-        except PriceFileError as error:
-            raise AccountsFileError(str(error)) from None
+    error = AccountsFileError
 
 
 def load_accounts(path: str | Path) -> AccountMap:

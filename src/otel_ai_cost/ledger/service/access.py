@@ -31,7 +31,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from heapq import merge
 from pathlib import Path
-from typing import NoReturn
 
 import yaml
 
@@ -154,17 +153,7 @@ def parse_tokens(text: str, filename: str = "<tokens>") -> TokenTable:
 class _Reader(NodeReader):
     """The house NodeReader, raising TokensFileError."""
 
-    def fail(self, node: yaml.Node, path: str, message: str) -> NoReturn:
-        try:
-            super().fail(node, path, message)
-        except PriceFileError as error:
-            raise TokensFileError(str(error)) from None
-
-    def compose(self, text: str) -> yaml.Node | None:
-        try:
-            return super().compose(text)
-        except PriceFileError as error:
-            raise TokensFileError(str(error)) from None
+    error = TokensFileError
 
 
 def _entry(reader: _Reader, node: yaml.Node, path: str) -> TokenEntry:

@@ -193,3 +193,15 @@ def test_accounts_mapped_to_an_environment_get_rows_of_their_own() -> None:
     assert (production.environment, production.account, production.verdict) == ("production", "proj_a", Verdict.MATCH)
     assert (staging.tracked, staging.billed, staging.verdict) == (Decimal("0.50"), Decimal("0.70"), Verdict.UNDER)
     assert {day.environment for day in result.run_record().days} == {"", "production", "staging"}
+
+
+def test_each_source_is_registered_under_its_own_name_and_providers() -> None:
+    import importlib
+
+    from otel_ai_cost.reconcile.compare import SOURCE_PRECEDENCE
+    from otel_ai_cost.reconcile.sources import SOURCES
+
+    for spec in SOURCES:
+        cls = getattr(importlib.import_module(spec.module), spec.cls)
+        assert (cls.name, tuple(cls.providers)) == (spec.source, spec.providers)
+        assert spec.source in SOURCE_PRECEDENCE

@@ -47,18 +47,13 @@ from otel_ai_cost.reconcile.result import (
     Verdict,
     percent,
 )
+from otel_ai_cost.reconcile.sources import SOURCES, providers_billed_by
 
 __all__ = ["MANUAL_BILLED_SOURCES", "SOURCE_PRECEDENCE", "TRACKED_GROUPS", "compare", "model_key"]
 
-# The billed figure of a provider's day comes from the first of these present (never from their sum).
-SOURCE_PRECEDENCE = (
-    "openai_admin",
-    "anthropic_admin",
-    "aws_cost_explorer",
-    "gcp_billing_export",
-    "invoice",
-    "dashboard",
-)
+# The billed figure of a provider's day comes from the first of these present (never from their sum): the API
+# sources, then an invoice, then a dashboard figure.
+SOURCE_PRECEDENCE = (*(spec.source for spec in SOURCES), "invoice", "dashboard")
 MANUAL_BILLED_SOURCES = BILLED_SOURCES  # figures entered by hand: the billed side, never tracked spend
 # (provider, source) -> tiers that source never bills: tracked spend in them is left out of its comparison.
 UNBILLED_TIERS: dict[tuple[str, str], tuple[str, ...]] = {("anthropic", "anthropic_admin"): ("priority",)}
@@ -155,13 +150,19 @@ def compare(
         models.setdefault(key, (name, _Tracked(name=name)))[1].add(row, tier)
         tracked_env[(group["provider"], day, group.get("environment", ""))].add(row, tier)
 
-    keys = set(tracked_by) | {(line.provider, line.day) for line in day_lines} | {(u.provider, u.day) for u in usage}
+    lines_of: dict[tuple[str, date], list[BilledLine]] = defaultdict(list)
+    for line in day_lines:
+        lines_of[(line.provider, line.day)].append(line)
+    usage_of: dict[tuple[str, date], list[BilledUsage]] = defaultdict(list)
+    for row in usage:
+        usage_of[(row.provider, row.day)].append(row)
+    keys = set(tracked_by) | set(lines_of) | set(usage_of)
     days: list[Comparison] = []
     models: list[Comparison] = []
     environments: list[Comparison] = []
     for provider, day in sorted(keys):
-        source = _chosen_source(provider, day, day_lines, usage, covered_days)
-        billed = _billed_models(provider, day, source, day_lines, usage)
+        source = _chosen_source(provider, day, lines_of[(provider, day)], usage_of[(provider, day)], covered_days)
+        billed = _billed_models(source, lines_of[(provider, day)], usage_of[(provider, day)])
         has_bill = source is not None and (
             any(b.lines or b.usage for b in billed.values()) or (day in covered_days.get(source, ()) and day < today)
         )
@@ -244,37 +245,26 @@ def _split_legacy(rows: Sequence[AggregateRow]) -> tuple[list[tuple[AggregateRow
 def _chosen_source(
     provider: str, day: date, lines: Sequence[BilledLine], usage: Sequence[BilledUsage], covered: Mapping[str, set]
 ) -> str | None:
-    present = {line.source for line in lines if line.provider == provider and line.day == day}
-    present |= {row.source for row in usage if row.provider == provider and row.day == day}
-    present |= {source for source, days in covered.items() if day in days and _bills(source, provider)}
+    """The source whose figure is the provider-day's bill (`lines` and `usage` are that day's)."""
+    present = {line.source for line in lines} | {row.source for row in usage}
+    present |= {source for source, days in covered.items() if day in days and provider in providers_billed_by(source)}
     for source in SOURCE_PRECEDENCE:
         if source in present:
             return source
     return min(present) if present else None
 
 
-def _bills(source: str, provider: str) -> bool:
-    """Whether `source` (pulled for a day) bills `provider`: the API sources bill their own providers."""
-    return {
-        "openai_admin": provider == "openai",
-        "anthropic_admin": provider == "anthropic",
-        "aws_cost_explorer": provider == "aws.bedrock",
-        "gcp_billing_export": provider.startswith("gcp.") or provider.startswith("google"),
-    }.get(source, False)
-
-
-def _billed_models(
-    provider: str, day: date, source: str | None, lines: Sequence[BilledLine], usage: Sequence[BilledUsage]
-) -> dict[str, _Billed]:
+def _billed_models(source: str | None, lines: Sequence[BilledLine], usage: Sequence[BilledUsage]) -> dict[str, _Billed]:
+    """The provider-day's bill from `source`, per model (`lines` and `usage` are that day's)."""
     out: dict[str, _Billed] = {}
     for line in lines:
-        if line.provider == provider and line.day == day and line.source == source:
+        if line.source == source:
             key = model_key(line.model) or NO_MODEL
             billed = out.setdefault(key, _Billed(name=line.model or NO_MODEL))
             billed.amount = EXACT_SUMS.add(billed.amount, line.amount)
             billed.lines.append(line)
     for row in usage:
-        if row.provider == provider and row.day == day and row.source == source:
+        if row.source == source:
             key = model_key(row.model) or NO_MODEL
             out.setdefault(key, _Billed(name=row.model or NO_MODEL)).usage.append(row)
     return out
@@ -354,12 +344,7 @@ def _compare_model(
     if unparsed:
         findings.append(_unparsed_finding(unparsed))
     if any(not line.final for line in lines) or any(not row.final for row in billed_usage):
-        findings.append(
-            Finding(
-                Cause.NOT_FINAL,
-                f"the bill of {day} may still change (a partial day or an estimate): it is re-pulled on the next runs",
-            )
-        )
+        findings.append(_not_final(day))
     tiers = sorted({*tracked.tiers, *(line.tier for line in lines), *(row.tier for row in billed_usage)} - {""})
     return Comparison(
         provider=provider,
@@ -533,12 +518,7 @@ def _day_row(
     findings = tuple(finding for row in model_rows for finding in row.findings if finding.cause != Cause.NOT_FINAL)
     final = all(row.final for row in model_rows)
     if not final:
-        findings += (
-            Finding(
-                Cause.NOT_FINAL,
-                f"the bill of {day} may still change (a partial day or an estimate): it is re-pulled on the next runs",
-            ),
-        )
+        findings += (_not_final(day),)
     return Comparison(
         provider=provider,
         day=day,
@@ -689,6 +669,11 @@ def _totals(
             )
         )
     return out
+
+
+def _not_final(day: date) -> Finding:
+    return Finding(Cause.NOT_FINAL, f"the bill of {day} may still change (a partial day or an estimate): it is "
+                   "re-pulled on the next runs")  # fmt: skip
 
 
 def _with_findings(row: Comparison, extra: Sequence[Finding]) -> Comparison:

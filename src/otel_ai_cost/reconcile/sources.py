@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from otel_ai_cost.reconcile.billed import AccountMap, BillingSource
 
-__all__ = ["GCP_TABLE_ENV", "SOURCES", "SourceSpec", "billed_providers", "configured_sources"]
+__all__ = ["GCP_TABLE_ENV", "SOURCES", "SourceSpec", "billed_providers", "configured_sources", "providers_billed_by"]
 
 GCP_TABLE_ENV = "OTEL_AI_COST_GCP_BILLING_TABLE"
 
@@ -30,6 +30,7 @@ GCP_TABLE_ENV = "OTEL_AI_COST_GCP_BILLING_TABLE"
 @dataclass(frozen=True)
 class SourceSpec:
     name: str  # what --provider takes
+    source: str  # the `source` of the lines it returns (the class's `name`)
     module: str
     cls: str
     providers: tuple[str, ...]  # gen_ai.provider.name values it bills
@@ -38,15 +39,20 @@ class SourceSpec:
 
 
 SOURCES: tuple[SourceSpec, ...] = (
-    SourceSpec("openai", "otel_ai_cost.reconcile.openai_costs", "OpenAICosts", ("openai",),
+    SourceSpec("openai", "openai_admin", "otel_ai_cost.reconcile.openai_costs", "OpenAICosts", ("openai",),
                ("OPENAI_ADMIN_KEY", "OPENAI_ADMIN_KEY_FILE")),
-    SourceSpec("anthropic", "otel_ai_cost.reconcile.anthropic_costs", "AnthropicCostReport", ("anthropic",),
-               ("ANTHROPIC_ADMIN_KEY", "ANTHROPIC_ADMIN_KEY_FILE")),
-    SourceSpec("aws.bedrock", "otel_ai_cost.reconcile.aws_cost_explorer", "AWSCostExplorer", ("aws.bedrock",),
-               (), by_default=False),
-    SourceSpec("gcp", "otel_ai_cost.reconcile.gcp_billing_export", "GCPBillingExport",
+    SourceSpec("anthropic", "anthropic_admin", "otel_ai_cost.reconcile.anthropic_costs", "AnthropicCostReport",
+               ("anthropic",), ("ANTHROPIC_ADMIN_KEY", "ANTHROPIC_ADMIN_KEY_FILE")),
+    SourceSpec("aws.bedrock", "aws_cost_explorer", "otel_ai_cost.reconcile.aws_cost_explorer", "AWSCostExplorer",
+               ("aws.bedrock",), (), by_default=False),
+    SourceSpec("gcp", "gcp_billing_export", "otel_ai_cost.reconcile.gcp_billing_export", "GCPBillingExport",
                ("gcp.gemini", "gcp.vertex_ai", "google_places"), (GCP_TABLE_ENV,)),
 )  # fmt: skip
+
+
+def providers_billed_by(source: str) -> tuple[str, ...]:
+    """The `gen_ai.provider.name` values an API source's lines bill (none for a source entered by hand)."""
+    return next((spec.providers for spec in SOURCES if spec.source == source), ())
 
 
 def billed_providers(names: Sequence[str]) -> list[str]:
@@ -91,7 +97,7 @@ class _Unconfigured:
     """A source named but not usable here: its pull says why (reported, the run goes on)."""
 
     def __init__(self, spec: SourceSpec, reason: str) -> None:
-        self.name = spec.module.rsplit(".", 1)[1]
+        self.name = spec.source
         self.providers = spec.providers
         self._reason = reason
 

@@ -131,17 +131,8 @@ def _costs(entry: ServedUsage) -> dict[tuple[str, str | None], Decimal]:
     if entry.tier == "priority":
         return {}  # Priority Tier is never in the cost report
     from otel_ai_cost.pricing.catalog import default_catalog  # the catalog is heavy: only when a report is asked
-    from otel_ai_cost.pricing.usage import Usage
 
-    usage = Usage(
-        input_tokens=entry.input_tokens,
-        output_tokens=entry.output_tokens,
-        cache_read_input_tokens=entry.cache_read_input_tokens,
-        cache_write_5m_input_tokens=entry.cache_write_5m_input_tokens,
-        cache_write_1h_input_tokens=entry.cache_write_1h_input_tokens,
-        web_search_requests=entry.web_search_requests,
-    )
-    at = datetime.combine(entry.day, time(12), tzinfo=timezone.utc)
+    usage, at = entry.usage(), entry.priced_at
     quote = default_catalog().quote("anthropic", entry.model, usage, at=at, service_tier=entry.tier or None)
     if quote.amount is None:
         return {}  # unpriceable: usage only, never a made-up $0

@@ -11,7 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from otel_ai_cost.pricing.usage import Usage
 
 __all__ = ["BillingBook", "ServedUsage"]
 
@@ -34,6 +38,24 @@ class ServedUsage:
     account: str = ""  # OpenAI project id / Anthropic workspace id ("" = the default)
     api_key_id: str | None = "key_stand_in"  # None: a console (Workbench) call
     endpoint: str = ""  # the path that served it ("/v1/embeddings"); OpenAI reports embeddings apart
+
+    def usage(self) -> Usage:
+        """The call's usage as the catalog prices it."""
+        from otel_ai_cost.pricing.usage import Usage  # the pricing package is heavy: only when a bill is asked
+
+        return Usage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens,
+            cache_write_5m_input_tokens=self.cache_write_5m_input_tokens,
+            cache_write_1h_input_tokens=self.cache_write_1h_input_tokens,
+            web_search_requests=self.web_search_requests,
+        )
+
+    @property
+    def priced_at(self) -> datetime:
+        """When the call is priced: noon UTC of its day (a price changing at a day's start applies)."""
+        return datetime.combine(self.day, time(12), tzinfo=timezone.utc)
 
 
 class BillingBook:

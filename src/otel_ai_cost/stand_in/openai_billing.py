@@ -28,7 +28,7 @@ import re
 import time as _time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -151,17 +151,8 @@ def _charges(entry: ServedUsage, catalog: PriceCatalog) -> list[_Charge]:
     """One served call's line items, priced as the instrumentation prices the call ([] when unpriceable)."""
     from otel_ai_cost.contract import PricingStatus
     from otel_ai_cost.ledger.store import EXACT_SUMS
-    from otel_ai_cost.pricing.usage import Usage
 
-    usage = Usage(
-        input_tokens=entry.input_tokens,
-        output_tokens=entry.output_tokens,
-        cache_read_input_tokens=entry.cache_read_input_tokens,
-        cache_write_5m_input_tokens=entry.cache_write_5m_input_tokens,
-        cache_write_1h_input_tokens=entry.cache_write_1h_input_tokens,
-        web_search_requests=entry.web_search_requests,
-    )
-    at = datetime.combine(entry.day, time(), timezone.utc)
+    usage, at = entry.usage(), entry.priced_at
     quote = catalog.quote("openai", entry.model, usage, at=at, service_tier=entry.tier or None, warn=False)
     if quote.status is not PricingStatus.PRICED:
         return []

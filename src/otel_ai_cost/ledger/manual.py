@@ -1,8 +1,10 @@
 """Spend that no SDK call shows: manual entries (`otel-ai-cost record`) and `usage.jsonl` imports.
 
-A provider dashboard figure, an invoice, a subscription: recorded as ledger records marked
-`record_source=manual` (or `import`), with the figure's origin in `cost_source` (`dashboard`, `invoice`,
-`subscription`, or the `source` of an imported line).
+A subscription, or any spend no call shows and no bill covers: recorded as ledger records marked
+`record_source=manual` (or `import`), with the figure's origin in `cost_source` (`subscription`, or the `source` of
+an imported line). A figure read off a provider's dashboard or invoice (`source` `dashboard` or `invoice`) is what
+the provider BILLED: `import_usage_file` stores such lines as billed lines (`otel_ai_cost.reconcile.manual`), the
+side `reconcile` compares the records with, never as spend.
 
 **Identity from content.** A manual or imported record has no span, so its (`trace_id`, `span_id`) is derived
 from its content: the SHA-256 of the record's canonical JSON (every field but the ids), first 32 hex digits the

@@ -69,7 +69,7 @@ def test_a_stale_price_is_told_apart_from_missed_calls() -> None:
     (day,) = result.days
     assert day.verdict is Verdict.UNDER
     assert day.causes == (Cause.STALE_PRICE,)
-    assert "$1.50/1M" in day.findings[0].detail
+    assert "input about $1.50/1M" in day.findings[0].detail
 
 
 def test_unpriced_calls_make_tracked_a_lower_bound() -> None:

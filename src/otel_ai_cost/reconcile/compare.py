@@ -34,6 +34,7 @@ from decimal import Decimal
 
 from otel_ai_cost.contract import RecordSource
 from otel_ai_cost.ledger.manual import BILLED_SOURCES
+from otel_ai_cost.ledger.report import format_amount
 from otel_ai_cost.ledger.store import EXACT_SUMS, AggregateRow
 from otel_ai_cost.reconcile.billed import OTHER, BilledLine, BilledUsage
 from otel_ai_cost.reconcile.result import (
@@ -442,7 +443,7 @@ def _token_findings(
         ]
     if abs(gap) <= threshold and not tracked.unknown:  # with calls of unknown cost, the money cannot tell
         implied = [
-            f"{c.token_class} {_usd(c.billed_amount * 1_000_000 / c.billed_tokens)}/1M"
+            f"{c.token_class} about {_usd(_rate(c.billed_amount, c.billed_tokens))}/1M"
             for c in classes
             if c.billed_amount is not None and c.billed_tokens
         ]
@@ -671,6 +672,11 @@ def _totals(
     return out
 
 
+def _rate(amount: Decimal, tokens: int) -> Decimal:
+    """USD per 1M tokens the bill implies, to 6 places: a description of the price, not an amount summed."""
+    return (amount * 1_000_000 / tokens).quantize(Decimal("0.000001")).normalize()
+
+
 def _not_final(day: date) -> Finding:
     return Finding(Cause.NOT_FINAL, f"the bill of {day} may still change (a partial day or an estimate): it is "
                    "re-pulled on the next runs")  # fmt: skip
@@ -681,9 +687,7 @@ def _with_findings(row: Comparison, extra: Sequence[Finding]) -> Comparison:
 
 
 def _usd(amount: Decimal | None) -> str:
+    """An exact amount in a sentence: `$0.00003915`, `-$1.50` (never rounded: `ledger.report.format_amount`)."""
     if amount is None:
         return "$?"
-    sign = "-" if amount < 0 else ""
-    value = abs(amount)
-    shown = value.quantize(Decimal("0.01")) if value >= 1 else value.quantize(Decimal("0.000001")).normalize()
-    return f"{sign}${shown:,f}" if value >= 1 else f"{sign}${shown:f}"
+    return f"-${format_amount(-amount)}" if amount < 0 else f"${format_amount(amount)}"

@@ -221,7 +221,9 @@ def _reconcile(server: Any, store: Any) -> Any:
     admin = "sk-admin-demo-not-a-real-key"  # the stand-in takes any key
     sources = [
         OpenAICosts(client=openai.OpenAI(base_url=server.openai_base_url, admin_api_key=admin, api_key="")),
-        AnthropicCostReport(client=anthropic.Anthropic(base_url=server.anthropic_base_url, api_key=admin)),
+        AnthropicCostReport(
+            client=anthropic.Anthropic(base_url=server.anthropic_base_url, api_key=admin, open_telemetry=False)
+        ),
     ]
     return reconcile(store, start_day=today, end_day=today, sources=sources, today=today)
 

@@ -183,7 +183,10 @@ class AnthropicCostReport:
             key = billed.admin_key(ADMIN_KEY_VARIABLE)  # raises MissingCredentials naming the variables
             import anthropic  # only when the source is used
 
-            self._client = anthropic.Anthropic(api_key=key, base_url=self._base_url, max_retries=self._max_retries)
+            # open_telemetry=False: a billing report is not a GenAI call; the SDK's own spans would only be noise.
+            self._client = anthropic.Anthropic(
+                api_key=key, base_url=self._base_url, max_retries=self._max_retries, open_telemetry=False
+            )
         return self._client
 
     def _line(self, row: Any, today: date) -> BilledLine:

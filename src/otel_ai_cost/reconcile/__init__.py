@@ -2,7 +2,8 @@
 
 One module per billing source (`openai_costs`, `anthropic_costs`, `aws_cost_explorer`, `gcp_billing_export`, and
 `manual` for figures entered by hand), each behind `billed.BillingSource`; `run.reconcile` pulls, stores and
-compares (`compare`); `render` writes the result. `docs/reconciliation.md` is the user's guide.
+compares (`compare`: the two `sides` of each provider-day, their verdict and the `causes` found); `render` writes
+the result. `docs/reconciliation.md` is the user's guide.
 
 `lambda_handler` is the AWS Lambda entry point (`otel_ai_cost.reconcile.lambda_handler`; see `lambda_entry`).
 """

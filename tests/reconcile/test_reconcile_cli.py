@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from otel_ai_cost.cli import main
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
-from otel_ai_cost.ledger.store import BilledQuery, UsageQuery
+from otel_ai_cost.ledger.store import BilledQuery, StoreUnavailable, UsageQuery
 from otel_ai_cost.reconcile import lambda_handler
 from otel_ai_cost.reconcile.billed import BilledPull
 from otel_ai_cost.reconcile.run import reconcile
@@ -198,3 +198,27 @@ def test_a_figure_for_an_environment_is_compared_with_that_environment(ledger: s
     (row,) = json.loads(result.output)["environments"]
     assert (row["environment"], row["tracked"], row["billed"], row["verdict"]) == ("production", "2.00", "2.00",
                                                                                    "match")  # fmt: skip
+
+
+def test_every_keeps_running_after_a_failed_run(ledger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import otel_ai_cost.cli.reconcile as command
+
+    runs: list[str] = []
+
+    def once(*args: object) -> None:
+        runs.append("run")
+        if len(runs) == 1:
+            raise StoreUnavailable("the ledger is down")
+
+    def sleep(seconds: float) -> None:
+        assert seconds == 3600
+        if len(runs) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "_once", once)
+    monkeypatch.setattr(command.time, "sleep", sleep)
+    heartbeat = tmp_path / "heartbeat"
+    result = invoke("reconcile", "--every", "1h", "--heartbeat-file", str(heartbeat), "--ledger", ledger)
+    assert runs == ["run", "run", "run"], result.exception
+    assert "reconcile run failed: StoreUnavailable: the ledger is down" in result.stderr
+    assert heartbeat.exists()

@@ -21,6 +21,7 @@ import click
 from otel_ai_cost.cli.report import ledger_option, open_ledger
 from otel_ai_cost.reconcile.billed import AccountMap
 from otel_ai_cost.reconcile.render import FORMATS, render
+from otel_ai_cost.reconcile.run import redact
 
 __all__ = ["TRAILING_DAYS", "parse_duration", "parse_threshold", "reconcile"]
 
@@ -127,8 +128,8 @@ def reconcile(
         try:
             _once(start, end, providers, limit, fmt, output, False, threshold, no_pull, accounts, ledger)
             _touch(heartbeat_file)
-        except (click.ClickException, OSError, RuntimeError, ValueError) as error:  # the next run may succeed
-            click.echo(f"reconcile run failed: {error}", err=True)
+        except Exception as error:  # whatever one run meets (the ledger down, a bug), the next run goes ahead
+            click.echo(f"reconcile run failed: {type(error).__name__}: {redact(str(error))}", err=True)
         time.sleep(interval)
 
 

@@ -210,7 +210,7 @@ def _new_global_provider() -> Any:
 
 def _add_ledger(provider: Any, store: LedgerStore | None) -> _Attached | None:
     from otel_ai_cost.ledger.exporter import LedgerBatchSpanProcessor, LedgerSpanExporter
-    from otel_ai_cost.ledger.open_store import LEDGER_ENV, open_store
+    from otel_ai_cost.ledger.open_store import LEDGER_ENV, open_store, store_url
 
     if store is None:
         try:
@@ -225,5 +225,5 @@ def _add_ledger(provider: Any, store: LedgerStore | None) -> _Attached | None:
     exporter = LedgerSpanExporter(store)
     processor = LedgerBatchSpanProcessor(exporter)
     provider.add_span_processor(processor)
-    logger.debug("otel-ai-cost: recording calls into %r", store)
+    logger.debug("otel-ai-cost: recording calls into %s", store_url(store))
     return _Attached(exporter, processor)

@@ -180,7 +180,7 @@ def test_shutdown_that_cannot_write_reports_how_many_records_are_lost(
         exporter.shutdown()  # idempotent
     assert exporter.lost == 5
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
-        f"otel-ai-cost ledger: 5 records could not be written to {store!r} at shutdown and are lost"
+        f"otel-ai-cost ledger: 5 records could not be written to sqlite://{sqlite_store.path} at shutdown and are lost"
     ]
     assert exporter.export(cost_spans(1, start=9)) is SpanExportResult.FAILURE and exporter.lost == 6
 

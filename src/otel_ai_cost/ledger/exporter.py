@@ -82,6 +82,7 @@ from otel_ai_cost.contract import (
     SCHEMA_URL,
 )
 from otel_ai_cost.ledger.from_span import InvalidSpan, is_cost_span, record_from_span
+from otel_ai_cost.ledger.open_store import store_url
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.store import InvalidRecord, LedgerStore, RetryBatch, StoreUnavailable, WriteResult
 
@@ -240,16 +241,16 @@ class LedgerSpanExporter(SpanExporter):
             if not self._write_pending(isolate_now=True) and self._pending:
                 self.count_lost(len(self._pending))
                 logger.error(
-                    "otel-ai-cost ledger: %d records could not be written to %r at shutdown and are lost",
+                    "otel-ai-cost ledger: %d records could not be written to %s at shutdown and are lost",
                     len(self._pending),
-                    self.store,
+                    store_url(self.store),
                 )
                 self._pending.clear()
             if self._owns_store:
                 try:
                     self.store.close()
                 except Exception:
-                    logger.warning("otel-ai-cost ledger: closing %r failed", self.store, exc_info=True)
+                    logger.warning("otel-ai-cost ledger: closing %s failed", store_url(self.store), exc_info=True)
 
     def pause(self) -> None:
         """Stop recording new spans (the SDK cannot remove a span processor): what is buffered is kept."""
@@ -410,7 +411,9 @@ class LedgerSpanExporter(SpanExporter):
         self._failed_attempts = 0
         if self._failing:
             self._failing = False
-            logger.warning("otel-ai-cost ledger: writing to %r again; the buffered records are written", self.store)
+            logger.warning(
+                "otel-ai-cost ledger: writing to %s again; the buffered records are written", store_url(self.store)
+            )
         return True
 
     def _attempt_failed(self, exc: BaseException) -> bool:

@@ -48,6 +48,7 @@ __all__ = [
     "is_disabled",
     "open_store",
     "sqlite_path",
+    "store_url",
 ]
 
 # Until contract.Env carries it (Env.LEDGER): the ledger URL.
@@ -209,3 +210,19 @@ def _check_dynamodb_table(store: Any, where: str) -> None:
         raise StoreUnavailable(f"DynamoDB DescribeTable {store.table}: {exc}") from exc
     except BotoCoreError as exc:
         raise StoreUnavailable(f"DynamoDB DescribeTable {store.table}: {exc}") from exc
+
+
+def store_url(store: object) -> str:
+    """Where a store is, as a person reads it in a message or a log: its ledger URL (`sqlite:///abs/usage.db`,
+    `dynamodb://TABLE?region=R`), never a Python repr."""
+    path = getattr(store, "path", None)
+    if isinstance(path, (str, Path)):
+        return f"sqlite://{Path(path)}"
+    table = getattr(store, "table", None)
+    if isinstance(table, str):
+        region = getattr(store, "region", None)
+        return f"dynamodb://{table}" + (f"?region={region}" if region else "")
+    inner = getattr(store, "store", None)  # a store wrapping another one
+    if inner is not None and inner is not store:
+        return store_url(inner)
+    return type(store).__name__

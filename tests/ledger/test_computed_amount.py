@@ -421,12 +421,14 @@ def test_queries_by_job_use_the_job_index_and_still_compare(mixed: SQLiteStore):
 def test_the_report_gains_a_computed_column_only_when_there_is_something_to_compare(mixed: SQLiteStore):
     rows = mixed.aggregate(UsageQuery(), ["provider"])
     table = render_report(rows, ["provider"], "table")
-    heading = next(line for line in table.splitlines() if line.startswith("provider"))
-    assert "amount USD" in heading and "computed USD" in heading
-    lines = {line.split()[0]: line for line in table.splitlines() if line.split()}
-    assert "0.162000000000001" in lines["xai"] and "0.1623" in lines["xai"]
-    assert lines["openai"].split()[4] == "-"  # provider, calls, unpriced, amount, computed
-    assert "0.367000000000001" in lines["total"]
+    heading = [cell.strip() for cell in next(line for line in table.splitlines() if "┃" in line).split("┃")]
+    assert heading[3:5] == ["cost USD", "catalog USD"]
+    lines = {cells[0]: cells for line in table.splitlines() if len(cells := [c.strip() for c in line.split("│")]) > 1}
+    # provider, calls, cost unknown, amount, computed; one precision per money column
+    assert lines["xai"][3:5] == [">= 0.1623", ">= 0.162000000000001"]  # an unpriced grok-x call: lower bounds
+    assert lines["perplexity"][3:5] == ["0.0060", "0.005000000000000"]
+    assert lines["openai"][3:5] == ["0.2000", "-"]
+    assert lines["total"][3:5] == [">= 0.3683", ">= 0.367000000000001"]
 
     document = json.loads(render_report(rows, ["provider"], "json"))
     by_provider = {row["provider"]: row for row in document["rows"]}
@@ -449,7 +451,7 @@ def test_otel_ai_cost_report_shows_the_difference(mixed: SQLiteStore):
     period = ["--since", "2026-01-30", "--until", "2026-01-30"]
     result = CliRunner().invoke(main, ["report", "--ledger", url, *period, "--by", "provider"])
     assert result.exit_code == 0, result.output
-    assert "computed USD" in result.output and "0.162000000000001" in result.output
+    assert "catalog USD" in result.output and "0.162000000000001" in result.output
     local = CliRunner().invoke(main, ["report", "--ledger", url, *period, "--by", "provider", "--provider", "openai"])
     assert local.exit_code == 0 and "computed" not in local.output
 
@@ -457,8 +459,8 @@ def test_otel_ai_cost_report_shows_the_difference(mixed: SQLiteStore):
 def test_jobs_show_lists_the_computed_figure(make_record: MakeRecord):
     records = [make_record(**_xai(0, job_id="j")), make_record(job_id="j", amount=Decimal("0.2"))]
     table = render_job("j", records)
-    assert "computed USD" in table and "0.012" in table
-    assert "computed" not in render_job("j", records[1:])
+    assert "catalog USD" in table and "0.012" in table
+    assert "catalog" not in render_job("j", records[1:])
     calls = json.loads(render_job("j", records, "json"))["calls"]
     assert [c["computed_amount"] for c in calls] == ["0.0120", None]
 

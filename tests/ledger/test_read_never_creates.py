@@ -154,3 +154,4 @@ def test_an_unknown_environment_on_dynamodb_lists_the_registered_ones(server: Lo
     result = _run("report", "-e", "prod", "--ledger", url)
     assert result.exit_code == 2, result.output
     assert "known: production, staging. Did you mean 'production'?" in result.output
+    assert f"in the ledger {url};" in result.output and "Store(" not in result.output  # the URL, never a repr

@@ -71,12 +71,20 @@ def _run(*args: str) -> Result:
     return result
 
 
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in re.split("[│┃]", line)]
+
+
 def _rows(text: str) -> list[list[str]]:
-    """Table body lines (after the heading's dashes, up to the next dashes or blank line), split on 2+ spaces."""
+    """The table's lines below its heading, each split into its cells: the rows, subtotals and the total."""
     lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("---")) + 1
-    end = next((i for i in range(start, len(lines)) if not lines[i].strip() or lines[i].startswith("---")), len(lines))
-    return [re.split(r"\s{2,}", line.strip()) for line in lines[start:end]]
+    start = next(i for i, line in enumerate(lines) if line.startswith("━")) + 1
+    end = next((i for i in range(start, len(lines)) if "│" not in lines[i] and "─" not in lines[i]), len(lines))
+    return [_cells(line) for line in lines[start:end] if "│" in line]
+
+
+def _heading(text: str) -> list[str]:
+    return _cells(next(line for line in text.splitlines() if "┃" in line))
 
 
 # -- report ---------------------------------------------------------------------------------------------------
@@ -85,16 +93,21 @@ def _rows(text: str) -> list[list[str]]:
 def test_report_table_by_provider_and_model(ledger: str):
     result = _run("report", *PERIOD, "--ledger", ledger)
     assert result.exit_code == 0, result.output
+    assert _heading(result.output) == ["provider", "model", "calls", "cost unknown", "cost USD", "input tokens",
+                                       "output tokens", "cache read", "cache write", "reasoning"]  # fmt: skip
+    # One precision for the column (exact: the most decimals any amount needs); a subtotal per provider of more
+    # than one model; the total a lower bound: 1 cost unknown.
     assert _rows(result.output) == [
         ["anthropic", "claude-haiku-4-5", "1", "0", "1.000000000001", "100", "20", "9,000", "0", "0"],
-        ["openai", "acme-llm-7b", "1", "1", "?", "100", "20", "0", "0", "0"],
-        ["openai", "gpt-4o-mini-2024-07-18", "3", "0", "100.75", "1,110", "140", "0", "0", "0"],
+        ["openai", "acme-llm-7b", "1", "1", "unknown", "100", "20", "0", "0", "0"],
+        ["openai", "gpt-4o-mini-2024-07-18", "3", "0", "100.750000000000", "1,110", "140", "0", "0", "0"],
+        ["openai", "subtotal", "4", "1", ">= 100.750000000000", "1,210", "160", "0", "0", "0"],
+        ["total", "", "5", "1", ">= 101.750000000001", "1,310", "180", "9,000", "0", "0"],
     ]
-    total = next(line for line in result.output.splitlines() if line.startswith("total"))
-    assert total.split()[:5] == ["total", "5", "1", ">=", "101.750000000001"]  # a lower bound: 1 cost unknown
     assert "!! 1 call(s) have no price: their cost is UNKNOWN, not zero" in result.output
     assert "no price: openai acme-llm-7b: 1 call(s)" in result.output
-    assert "since: 2026-01-29 until: 2026-01-30 environment: all" in result.output
+    assert f"2026-01-29 to 2026-01-30 (UTC days), environment: all, ledger: {ledger}" in result.output
+    assert "Store(" not in result.output
 
 
 def test_report_for_one_environment_never_shows_another(ledger: str):
@@ -102,8 +115,10 @@ def test_report_for_one_environment_never_shows_another(ledger: str):
     assert [row[:4] for row in _rows(result.output)] == [
         ["production", "2026-01-29", "1", "0"],
         ["production", "2026-01-30", "3", "1"],
+        ["production", "subtotal", "4", "1"],
+        ["total", "", "4", "1"],
     ]
-    assert "100.00" not in result.output
+    assert "100.00" not in result.output and "staging" not in result.output
 
 
 def test_report_json_is_exact(ledger: str):
@@ -201,8 +216,10 @@ def test_jobs_show_lists_every_call_with_its_cost_and_trace_id(ledger: str):
     assert [(r[0], r[2], r[3], r[9], r[10], r[11]) for r in rows] == [
         ("2026-01-29 12:00:00", "openai", "gpt-4o-mini-2024-07-18", "0.50", "priced", f"{1:032x}"),
         ("2026-01-30 12:00:00", "openai", "gpt-4o-mini-2024-07-18", "0.25", "priced", f"{2:032x}"),
-        ("2026-01-30 13:00:00", "openai", "acme-llm-7b", "?", "unpriced", f"{4:032x}"),
+        ("2026-01-30 13:00:00", "openai", "acme-llm-7b", "unknown", "unpriced", f"{4:032x}"),
+        ("total", "", "", ">= 0.75", "", ""),  # the input tokens summed, the cost a lower bound
     ]
+    assert rows[-1][4] == "1,110"
     assert "job total: >= 0.75 USD over 3 call(s), 1 of unknown cost" in result.output
     assert "!! 1 call(s) have no price" in result.output and "the job total is a lower bound" in result.output
 
@@ -241,6 +258,7 @@ def test_render_report_without_groups_and_unknown_format():
     row = AggregateRow((), Decimal("0.1"), 2, 0, 1, 2, 3, 4, 5)
     table = render_report([row], [], "table")
     assert _rows(table) == [["total", "2", "0", "0.10", "1", "2", "3", "4", "5"]]
+    assert _heading(table)[1:4] == ["calls", "cost unknown", "cost USD"]
     assert "!!" not in table
     with pytest.raises(ValueError, match="format must be one of"):
         render_report([row], [], "xml")

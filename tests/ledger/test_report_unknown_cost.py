@@ -67,6 +67,10 @@ def _run(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.split("│")]
+
+
 # -- jobs show: the command reads every record, so every kind of unknown cost is counted ------------------------
 
 
@@ -76,12 +80,11 @@ def test_jobs_show_marks_the_total_a_lower_bound_and_counts_the_calls_of_unknown
     assert f"job total: >= {PRICED} USD over 4 call(s), 2 of unknown cost" in result.output
     assert "!! 1 call(s) have no price" in result.output
     assert "!! 1 call(s) ended before their usage was reported (a stream closed early)" in result.output
-    rows = [line for line in result.output.splitlines() if line.startswith("20")]
-    partial = next(row for row in rows if "no_usage (partial)" in row)
-    failed = next(row for row in rows if "no_usage (RateLimitError)" in row)
-    unpriced = next(row for row in rows if "acme-llm-7b" in row)
-    assert " ? " in partial and " ? " in unpriced  # unknown, never "-" or 0.00
-    assert " ? " not in failed  # a 429 cost nothing: it is not unknown
+    rows = [_cells(line) for line in result.output.splitlines() if line.startswith("20")]
+    cost = {row[10]: row[9] for row in rows}  # status -> cost USD
+    assert cost["no_usage (partial)"] == "unknown" and cost["unpriced"] == "unknown"  # never "-" or 0.00
+    assert cost["no_usage (RateLimitError)"] == "-"  # a 429 cost nothing: it is not unknown
+    assert cost["priced"] == PRICED  # the column's precision: the most decimals any of its amounts needs
 
 
 def test_jobs_show_json_counts_the_calls_of_unknown_cost(ledger: str):
@@ -121,13 +124,13 @@ def test_report_marks_every_total_that_includes_calls_of_unknown_cost(ledger: st
     result = _run("report", "--by", "model", "--ledger", ledger)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    acme = next(line for line in lines if line.startswith("acme-llm-7b"))
-    gpt = next(line for line in lines if line.startswith("gpt-4o-mini"))
-    total = next(line for line in lines if line.startswith("total"))
-    assert acme.split()[:3] == ["acme-llm-7b", "1", "1"] and " ? " in acme  # nothing known: "?", never 0.00
+    acme = _cells(next(line for line in lines if line.startswith("acme-llm-7b")))
+    gpt = _cells(next(line for line in lines if line.startswith("gpt-4o-mini")))
+    total = _cells(next(line for line in lines if line.startswith("total")))
+    assert acme[:4] == ["acme-llm-7b", "1", "1", "unknown"]  # nothing known: unknown, never 0.00
     # The stream closed before its usage arrived is counted too (the 429 is not: it cost nothing).
-    assert gpt.split()[:3] == ["gpt-4o-mini", "3", "1"] and f">= {PRICED}" in gpt
-    assert total.split()[:3] == ["total", "4", "2"] and f">= {PRICED}" in total
+    assert gpt[:4] == ["gpt-4o-mini", "3", "1", f">= {PRICED}"]
+    assert total[:4] == ["total", "4", "2", f">= {PRICED}"]
     assert "!! 2 call(s) of unknown cost: the amounts marked >= are lower bounds" in result.output
     assert "!! 1 call(s) ended before their usage was reported" in result.output
 
@@ -150,7 +153,8 @@ def test_report_of_known_costs_only_is_not_marked(ledger_path: Path, make_record
         store.write([make_record(amount=Decimal("2"))])
     result = _run("report", "--since", "2026-01-30", "--until", "2026-01-30", "--ledger", f"sqlite://{ledger_path}")
     assert result.exit_code == 0 and "2.00" in result.output
-    assert ">=" not in result.output and "?" not in result.output and "!!" not in result.output
+    assert ">=" not in result.output and "unknown" not in result.output.replace("cost unknown", "")
+    assert "!!" not in result.output
 
 
 def test_report_uses_the_stores_count_of_unknown_cost():

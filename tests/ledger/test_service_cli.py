@@ -20,11 +20,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_init_creates_the_sqlite_file_and_prints_its_path(tmp_path):
+def test_init_creates_the_sqlite_file_and_prints_its_url(tmp_path):
     db = tmp_path / "nested" / "usage.db"
     result = CliRunner().invoke(ledger, ["init", "--ledger", f"sqlite://{db}"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == str(db)
+    assert result.output.strip() == f"otel-ai-cost ledger: SQLite ledger ready (sqlite://{db})"
+    assert "Store(" not in result.output  # the URL the user gave, never a Python repr
     assert db.exists()
 
 
@@ -72,6 +73,6 @@ def test_serve_with_a_token_file_then_sigterm_exits_0_without_printing_the_token
             process.kill()
             process.communicate()
     assert process.returncode == 0
-    assert f"listening on {url} (bearer token required)" in output
+    assert f"listening on {url} (bearer token required); ledger: sqlite://{tmp_path / 'u.db'}" in output
     assert "stopped" in output
     assert "tok-7f3a9c" not in output

@@ -199,8 +199,8 @@ def _print_report(store: Any, url: str, environment: str) -> None:
     group_by = ["provider", "model"]
     rows = store.aggregate(query, group_by)
     unpriced = [(dict(r.group)["provider"], dict(r.group)["model"], r.unpriced_calls) for r in rows if r.unpriced_calls]
-    click.echo(f"\nusage ledger {url}: today's calls, by provider and model (`otel-ai-cost report`):")
-    click.echo(render_report(rows, group_by, "table", unpriced_models=unpriced))
+    click.echo(f"\nusage ledger {url}: today's calls, by provider and model (`otel-ai-cost report`):\n")
+    click.echo(render_report(rows, group_by, "table", unpriced_models=unpriced))  # the report's own table
     click.echo(f"\nmore: otel-ai-cost report --ledger {url} --by day,operation_type,team")
     click.echo(f"      otel-ai-cost jobs show demo-job-1 --ledger {url}")
 

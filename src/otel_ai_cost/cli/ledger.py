@@ -168,7 +168,7 @@ def serve(
 
     def ready(service: LedgerService) -> None:
         auth = "scoped tokens" if config.tokens else "bearer token required" if config.token else "no authentication"
-        click.echo(f"otel-ai-cost ledger: listening on {service.url} ({auth}); store: {_describe(store)}")
+        click.echo(f"otel-ai-cost ledger: listening on {service.url} ({auth}); ledger: {_describe(ledger_url)}")
         sys.stdout.flush()
 
     try:
@@ -198,7 +198,7 @@ def init(ledger_url: str | None) -> None:
         return
     store = _open_store(ledger_url)
     try:
-        click.echo(_describe(store))
+        click.echo(f"otel-ai-cost ledger: SQLite ledger ready ({_describe(ledger_url)})")
     finally:
         store.close()
 
@@ -240,7 +240,9 @@ def _open_store(url: str | None) -> LedgerStore:
         raise click.ClickException(f"cannot open the ledger: {error}") from None
 
 
-def _describe(store: LedgerStore) -> str:
-    """Where the records go, without anything secret (no credentials ever appear in a store's path or table)."""
-    path = getattr(store, "path", None)
-    return str(path) if path is not None else type(store).__name__
+def _describe(url: str | None) -> str:
+    """Where the records go, as the user names it: the ledger URL (`--ledger`, else `OTEL_AI_COST_LEDGER`, else the
+    default `sqlite:///...` file), never a store's Python repr, and without anything secret."""
+    from otel_ai_cost.cli.report import ledger_url
+
+    return ledger_url(url)

@@ -7,6 +7,9 @@ otel-ai-cost report --since 2026-01-01 --until 2026-01-31 --format csv > january
 otel-ai-cost jobs show job-42                         # every call of a job, its cost and trace id
 ```
 
+`report` is also a group: `otel-ai-cost report daily` is the daily report (`otel_ai_cost.cli.daily_report`);
+`otel-ai-cost report` without a subcommand is the report above.
+
 The ledger is `--ledger URL`, else `OTEL_AI_COST_LEDGER`, else the default SQLite file (see
 `otel_ai_cost.ledger.open_store`).
 """
@@ -14,6 +17,7 @@ The ledger is `--ledger URL`, else `OTEL_AI_COST_LEDGER`, else the default SQLit
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -21,11 +25,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import click
 
-from otel_ai_cost.ledger.open_store import LEDGER_ENV, LedgerConfigError, open_store
+from otel_ai_cost.ledger.open_store import LEDGER_ENV, LedgerConfigError, configured_url, open_store
 from otel_ai_cost.ledger.report import FORMATS, render_job, render_report
 from otel_ai_cost.ledger.store import GROUP_BY_FIELDS, LedgerStore, StoreUnavailable, UsageQuery
 
-__all__ = ["jobs", "ledger_option", "open_ledger", "report"]
+__all__ = ["jobs", "ledger_option", "ledger_url", "open_ledger", "report"]
 
 DEFAULT_DAYS = 30
 DEFAULT_GROUP_BY = "provider,model"
@@ -41,6 +45,16 @@ def ledger_option(function: click.decorators.FC) -> click.decorators.FC:
         help=f"The ledger: sqlite:///PATH.db or dynamodb://TABLE?region=... (default: ${LEDGER_ENV}, else the "
         "SQLite file under ~/.local/share/otel-ai-cost/).",
     )(function)
+
+
+def ledger_url(url: str | None) -> str:
+    """The ledger as a user names it, for messages: the URL given (`--ledger`), else `OTEL_AI_COST_LEDGER`, else
+    the default `sqlite:///...` file; never a store's Python repr. A `user:password@` in an endpoint URL is left
+    out (a SQLite path is shown as it is: it is a file name, and `@` is a valid character in one)."""
+    shown = (url if url is not None else configured_url()).strip()
+    if shown.lower().startswith("sqlite:"):
+        return shown
+    return re.sub(r"(//|%2F%2F)[^/@?#&=:]*(:|%3A)[^/@?#&=]*(@|%40)", r"\1", shown, flags=re.IGNORECASE)
 
 
 @contextmanager
@@ -80,7 +94,7 @@ def _group_by(value: str) -> list[str]:
     return fields
 
 
-@click.command()
+@click.group(invoke_without_command=True, subcommand_metavar="[COMMAND [ARGS]...]")
 @click.option(
     "--days", type=click.IntRange(min=1), help=f"The last N UTC days, today included (default {DEFAULT_DAYS})."
 )
@@ -100,7 +114,9 @@ def _group_by(value: str) -> list[str]:
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @ledger_option
+@click.pass_context
 def report(
+    context: click.Context,
     days: int | None,
     since: str | None,
     until: str | None,
@@ -113,12 +129,18 @@ def report(
     fmt: str,
     ledger: str | None,
 ) -> None:
-    """Totals per group from the usage ledger: amount, calls, unpriced calls and tokens.
+    """Totals per group from the usage ledger: calls, calls of unknown cost, cost and tokens, with a total row.
 
-    Amounts are exact. Calls without a price are counted apart and flagged: their cost is unknown, not zero.
-    When some calls' cost was reported by the provider and our catalog priced them too, a `computed` column shows
-    the amount with the catalog's figure in place of the provider's.
+    Amounts are exact, aligned on the decimal point. Calls without a price are counted apart and flagged: their
+    cost is unknown, not zero, and a total that leaves them out is shown as a lower bound (`>= 1.20`). When some
+    calls' cost was reported by the provider and our catalog priced them too, a `catalog USD` column shows the
+    amount with the catalog's figure in place of the provider's. With more than one field in --by, each group of
+    the first fields gets a subtotal (`--by provider,model`: one per provider).
+
+    `otel-ai-cost report daily --help`: the daily report (summary, top operations, anomalies; console, JSON, HTML).
     """
+    if context.invoked_subcommand is not None:
+        return  # `report daily ...`: the subcommand has its own options
     group_by = _group_by(by)
     end = _day(until, "--until") or datetime.now(timezone.utc).date()
     start = _day(since, "--since")
@@ -140,7 +162,7 @@ def report(
     with open_ledger(ledger, create=False) as store:
         rows = store.aggregate(query, group_by)
         if not rows:  # a typo matches nothing: say so, rather than only "no calls recorded"
-            _check_environment(store, environment)
+            _check_environment(store, environment, ledger)
             for hint in _filter_hints(store, query):
                 click.echo(hint, err=True)
         unpriced = []
@@ -150,7 +172,12 @@ def report(
                 for r in store.aggregate(query, ["provider", "model"])
                 if r.unpriced_calls
             ]
-        meta = {"ledger": repr(store), "since": start.isoformat(), "until": end.isoformat(), "environment": environment}
+        meta = {
+            "ledger": ledger_url(ledger),
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            "environment": environment,
+        }
         click.echo(render_report(rows, group_by, fmt, meta=meta, unpriced_models=unpriced))
 
 
@@ -169,7 +196,7 @@ def show(job_id: str, environment: str | None, fmt: str, ledger: str | None) -> 
     with open_ledger(ledger, create=False) as store:
         records = list(store.query(UsageQuery(job_id=job_id, environment=environment)))
         if not records:
-            _check_environment(store, environment)
+            _check_environment(store, environment, ledger)
     click.echo(render_job(job_id, records, fmt))
     if not records:
         raise SystemExit(1)
@@ -187,13 +214,14 @@ def _known_environments(store: LedgerStore) -> list[str]:
     return sorted(dict(row.group)["environment"] for row in store.aggregate(UsageQuery(), ["environment"]))
 
 
-def _check_environment(store: LedgerStore, environment: str | None) -> None:
-    """A usage error when `environment` has no record at all, listing the known ones and the closest of them."""
+def _check_environment(store: LedgerStore, environment: str | None, url: str | None = None) -> None:
+    """A usage error when `environment` has no record at all, naming the ledger (`url`: the `--ledger` given, None
+    for the configured one; shown by `ledger_url`), listing the known ones and the closest of them."""
     if environment is None:
         return
     known = _known_environments(store)
     if environment not in known:
-        message = f"no environment {environment!r} in the ledger {store!r}; known: {_listing(known)}."
+        message = f"no environment {environment!r} in the ledger {ledger_url(url)}; known: {_listing(known)}."
         raise click.BadParameter(message + _did_you_mean(environment, known), param_hint="'--environment' / '-e'")
 
 

@@ -1,21 +1,30 @@
 """Rendering ledger aggregates and a job's calls as a table, JSON or CSV.
 
 Amounts are printed exactly (the ledger's sums are exact; a report never rounds them) and in JSON as decimal
-strings. Calls of unknown cost (no price, a stream closed before its usage arrived: see
-`otel_ai_cost.ledger.unknown_cost`) are shown loudly: their cost is unknown, not zero, so every total that includes
-them is a lower bound. The table marks such an amount `>= 12.34` (`?` when no call of the group has a known cost)
-and says how many calls it leaves out; JSON and CSV carry `unknown_cost_calls` on every row and on the total.
+strings. The table is `otel_ai_cost.reports.tables`'s, the same as every command's: the same header words, the
+amounts of a column right-aligned on the decimal point at one precision (the most decimals any of them needs, at
+least cents: padded with zeros, never rounded), `(none)` for an empty attribution value, and a total row. When the
+grouping has more than one level (`--by provider,model`) each group of the first levels with more than one line
+gets a subtotal (a subtotal per provider; with `--by day,provider,model`, per day and provider and per day); a
+group of one line needs none, its line is its subtotal.
 
-When some calls' cost was reported by the provider and our catalog priced them too (`computed_amount`), the report
-gains a `computed` column (`computed_amount` in JSON and CSV): the amount with the catalog's figure in place of the
-provider's, in the groups that have such calls (`-` elsewhere). `amount - computed` is what the providers reported
-beyond the catalog.
+Calls of unknown cost (no price, a stream closed before its usage arrived: see `otel_ai_cost.ledger.unknown_cost`)
+are shown loudly: their cost is unknown, not zero, so every total that includes them is a lower bound. The table
+marks such an amount `>= 12.34` (`unknown` when no call of the group has a known cost), counts them in its
+`cost unknown` column, and says below how many calls it leaves out; JSON and CSV carry `unknown_cost_calls` on
+every row and on the total.
+
+When some calls' cost was reported by the provider and our catalog priced them too (`computed_amount`), the table
+gains a `catalog USD` column (`computed_amount` in JSON and CSV): the amount with the catalog's figure in place of
+the provider's, in the groups that have such calls (`-` elsewhere). `amount - computed` is what the providers
+reported beyond the catalog.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -25,6 +34,7 @@ from otel_ai_cost.contract import CURRENCY, Outcome, PricingStatus, RecordSource
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.store import EXACT_SUMS, AggregateRow, sum_rows
 from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
+from otel_ai_cost.reports.tables import NONE, SUBTOTAL, Column, render, table
 
 __all__ = [
     "FORMATS",
@@ -41,8 +51,13 @@ UNPRICED_WARNING = (
     "{n} call(s) have no price: their cost is UNKNOWN, not zero, so {what}. "
     "Add the missing prices with OTEL_AI_COST_PRICES_FILE (see `otel-ai-cost prices --help`)."
 )
-UNKNOWN_COST_WARNING = "{n} call(s) of unknown cost: the amounts marked >= are lower bounds; ? is unknown, not zero."
+UNKNOWN_COST_WARNING = (
+    "{n} call(s) of unknown cost: the amounts marked >= are lower bounds; `unknown` is unknown, not zero."
+)
 NO_USAGE_WARNING = "{n} call(s) {why}: their cost is UNKNOWN, not zero, so {what}."
+# Wide enough for any table: a line too long for the terminal wraps there, rather than rich cutting a trace id or
+# a model name short (`reports.tables.render` otherwise fits a table to 160 columns).
+_WIDTH = 1000
 
 
 def unknown_cost_calls(row: AggregateRow) -> int:
@@ -51,23 +66,20 @@ def unknown_cost_calls(row: AggregateRow) -> int:
     return row.unknown_cost_calls
 
 
-# (key in JSON/CSV, table heading, value of an AggregateRow), in JSON/CSV order
-_MEASURES: tuple[tuple[str, str, Any], ...] = (
-    ("calls", "calls", lambda r: r.calls),
-    ("unpriced_calls", "unpriced", lambda r: r.unpriced_calls),
-    ("amount", f"amount {CURRENCY}", lambda r: r.amount),
-    ("input_tokens", "input", lambda r: r.input_tokens),
-    ("output_tokens", "output", lambda r: r.output_tokens),
-    ("cache_read_input_tokens", "cache read", lambda r: r.cache_read_input_tokens),
-    ("cache_write_input_tokens", "cache write", lambda r: r.cache_write_input_tokens),
-    ("reasoning_output_tokens", "reasoning", lambda r: r.reasoning_output_tokens),
-    ("unknown_cost_calls", "unknown cost", unknown_cost_calls),
+# (key in JSON/CSV, value of an AggregateRow), in JSON/CSV order
+_MEASURES: tuple[tuple[str, Any], ...] = (
+    ("calls", lambda r: r.calls),
+    ("unpriced_calls", lambda r: r.unpriced_calls),
+    ("amount", lambda r: r.amount),
+    ("input_tokens", lambda r: r.input_tokens),
+    ("output_tokens", lambda r: r.output_tokens),
+    ("cache_read_input_tokens", lambda r: r.cache_read_input_tokens),
+    ("cache_write_input_tokens", lambda r: r.cache_write_input_tokens),
+    ("reasoning_output_tokens", lambda r: r.reasoning_output_tokens),
+    ("unknown_cost_calls", unknown_cost_calls),
 )
-# The table's columns: the calls of unknown cost where JSON has the unpriced ones (the warnings below the table
-# say which have no price).
-_TABLE_KEYS = ("calls", "unknown_cost_calls", "amount", "input_tokens", "output_tokens", "cache_read_input_tokens",
-               "cache_write_input_tokens", "reasoning_output_tokens")  # fmt: skip
-_TABLE_MEASURES = tuple(m for key in _TABLE_KEYS for m in _MEASURES if m[0] == key)
+_TOKENS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_write_input_tokens",
+           "reasoning_output_tokens")  # fmt: skip
 
 
 def format_amount(amount: Decimal | None) -> str:
@@ -116,7 +128,7 @@ def render_report(
 def _measures(row: AggregateRow, computed: bool = False) -> dict[str, Any]:
     """The row's measures; with `computed`, `computed_amount` right after `amount` (None when the row has none)."""
     out: dict[str, Any] = {}
-    for key, _, value in _MEASURES:
+    for key, value in _MEASURES:
         out[key] = value(row)
         if key == "amount":
             out[key] = format(row.amount, "f")
@@ -159,36 +171,21 @@ def _table(
     meta: Mapping[str, Any],
     unpriced_models: Sequence[tuple[str, str, int]],
 ) -> str:
-    lines = [" ".join(f"{k}: {'all' if v is None else v}" for k, v in meta.items())] if meta else []
+    heading = [_heading(meta)] if meta else []
     if not rows:
-        return "\n".join([*lines, "no calls recorded for this selection"])
+        return "\n".join([*heading, "no calls recorded for this selection"])
     total = total_of(rows)
     computed = _has_computed(rows)
-    headings = [*group_by]
-    for key, heading, _ in _TABLE_MEASURES:
-        headings.append(heading)
-        if key == "amount" and computed:
-            headings.append(f"computed {CURRENCY}")
-    body = [[*(v for _, v in row.group), *_cells(row, computed)] for row in rows]
-    footer = [*(["total"] + [""] * (len(group_by) - 1) if group_by else []), *_cells(total, computed)]
-    if not group_by:
-        headings, body = ["", *headings], [["total", *body[0]]]
-        footer = []
-    numeric = len(group_by) if group_by else 1
-    widths = [
-        max(len(str(c)) for c in column) for column in zip(headings, *body, *([footer] if footer else []), strict=True)
-    ]
-
-    def line(cells: Sequence[Any]) -> str:
-        return "  ".join(
-            str(c).ljust(w) if i < numeric else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    lines += ["", line(headings), "  ".join("-" * w for w in widths)]
-    lines += [line(r) for r in body]
-    if footer:
-        lines += ["  ".join("-" * w for w in widths), line(footer)]
+    measures = [Column("calls", "count"), Column("unknown_cost_calls", "count"), Column("amount", "money"),
+                *([Column("computed_amount", "money")] if computed else []),
+                *(Column(key, "count") for key in _TOKENS)]  # fmt: skip
+    if group_by:
+        columns = [*(Column(field) for field in group_by), *measures]
+        body = _body(rows, group_by, computed)
+        footer = {group_by[0]: "total", **_table_cells(total, computed)}
+    else:  # one line for the whole selection: its total
+        columns, body, footer = [Column("", header=" "), *measures], [], {"": "total", **_table_cells(total, computed)}
+    lines = [*heading, *([""] if heading else []), _render(table(columns, body, total=footer))]
     unknown = unknown_cost_calls(total)
     if unknown:
         lines += ["", "!! " + UNKNOWN_COST_WARNING.format(n=unknown)]
@@ -203,28 +200,58 @@ def _table(
     return "\n".join(lines)
 
 
-def _cells(row: AggregateRow, computed: bool = False) -> list[str]:
-    """Table cells; an amount that leaves out calls of unknown cost is a lower bound, marked `>= 12.34` (`?` when no
-    call of the group has a known cost). With `computed`, the computed amount follows the amount (`-` for a group
-    without provider-reported calls priced by the catalog)."""
+def _heading(meta: Mapping[str, Any]) -> str:
+    """`2026-01-29 to 2026-01-30 (UTC days), environment: all, ledger: sqlite:///...`: the period first, then the
+    rest of `meta` (the ledger last: it is the longest)."""
+    parts = []
+    if "since" in meta or "until" in meta:
+        parts.append(f"{meta.get('since') or '...'} to {meta.get('until') or '...'} (UTC days)")
+    others = [k for k in meta if k not in ("since", "until", "ledger")] + (["ledger"] if "ledger" in meta else [])
+    parts += [f"{key}: {'all' if meta[key] is None else meta[key]}" for key in others]
+    return ", ".join(parts)
+
+
+def _body(rows: Sequence[AggregateRow], group_by: Sequence[str], computed: bool) -> list[dict[str, Any]]:
+    """The table's lines: each row, and after each group of the first levels that holds more than one line, its
+    subtotal (exact, `sum_rows`), labelled `subtotal` in the next level's column. `rows` come sorted by their
+    group (both stores' `aggregate` sort them), so a group's rows are contiguous."""
+    out: list[dict[str, Any]] = []
+
+    def walk(chunk: Sequence[AggregateRow], level: int) -> None:
+        if level == len(group_by) - 1:
+            out.extend({**dict(row.group), **_table_cells(row, computed)} for row in chunk)
+            return
+        for _, group in itertools.groupby(chunk, key=lambda row: row.group[level][1]):
+            members = list(group)
+            walk(members, level + 1)
+            if len({row.group[level + 1][1] for row in members}) > 1:
+                sub = sum_rows(members, group=members[0].group[: level + 1])
+                named = {field: value or NONE for field, value in sub.group}  # a subtotal's blanks are its own
+                out.append({**named, group_by[level + 1]: "subtotal", SUBTOTAL: True, **_table_cells(sub, computed)})
+
+    walk(rows, 0)
+    return out
+
+
+def _table_cells(row: AggregateRow, computed: bool) -> dict[str, Any]:
+    """A row's measures for `reports.tables.table`: the amount is None (shown `unknown`) when no call of the group
+    has a known cost, and a lower bound when some have not (`unknown_cost_calls`); `computed_amount` is `-` for a
+    group without provider-reported calls priced by the catalog."""
     unknown = unknown_cost_calls(row)
-    cells = []
-    for key, _, value in _TABLE_MEASURES:
-        if key == "amount":
-            if unknown and unknown == row.calls:
-                cells.append("?")  # no call here has a known cost: unknown, not 0.00
-            else:
-                cells.append(_bound(row.amount, unknown))
-            if computed:
-                cells.append("-" if row.computed_amount is None else _bound(row.computed_amount, unknown))
-        else:
-            cells.append(f"{value(row):,}")
+    cells: dict[str, Any] = {
+        "calls": row.calls,
+        "unknown_cost_calls": unknown,
+        "amount": None if unknown and unknown == row.calls else row.amount,  # unknown, never 0.00
+        **{key: getattr(row, key) for key in _TOKENS},
+    }
+    if computed:
+        cells["computed_amount"] = "-" if row.computed_amount is None else row.computed_amount
     return cells
 
 
-def _bound(amount: Decimal, unknown_calls: int) -> str:
-    """The amount, marked as a lower bound when it leaves out calls of unknown cost."""
-    return (">= " if unknown_calls else "") + format_amount(amount)
+def _render(out: Any) -> str:
+    """The text of a table, without trailing blanks (nor a last newline: `click.echo` adds it)."""
+    return "\n".join(line.rstrip() for line in render(out, width=_WIDTH).splitlines())
 
 
 # -- one job's calls ----------------------------------------------------------------------------------------
@@ -247,55 +274,67 @@ def render_job(job_id: str, records: Sequence[LedgerRecord], fmt: str = "table")
         raise ValueError(f"format must be table or json, got {fmt!r}")
     if not records:
         return f"no calls recorded for job {job_id}"
-    headings = ["time (UTC)", "environment", "provider", "model", "input", "output", "cached", "cwrite", "reason",
-                f"cost {CURRENCY}", "status", "trace id"]  # fmt: skip
-    body = [
-        [
-            r.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
-            r.environment,
-            r.provider,
-            r.response_model or r.request_model,
-            f"{r.input_tokens:,}",
-            f"{r.output_tokens:,}",
-            f"{r.cache_read_input_tokens:,}",
-            f"{r.cache_write_5m_input_tokens + r.cache_write_1h_input_tokens:,}",
-            f"{r.reasoning_output_tokens:,}",
-            _call_cost(r.amount, u),
-            _status(r),
-            r.trace_id,
-        ]
-        for r, u in zip(records, unknown, strict=True)
-    ]
-    right = {4, 5, 6, 7, 8, 9}
-    if any(r.computed_amount is not None for r in records):  # the catalog's figure beside the provider's
-        headings.insert(10, f"computed {CURRENCY}")
-        for cells, r in zip(body, records, strict=True):
-            cells.insert(10, format_amount(r.computed_amount))
-        right.add(10)
-    widths = [max(len(c) for c in column) for column in zip(headings, *body, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    out = [f"job {job_id}: {len(records)} call(s)", "", line(headings), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in body]
-    out += ["", _job_total(amount, len(records), sum(unknown))]
+    computed = any(r.computed_amount is not None for r in records)  # the catalog's figure beside the provider's
+    columns = [Column("time"), Column("environment"), Column("provider"), Column("model"),
+               *(Column(key, "count") for key in _TOKENS), Column("amount", "money"),
+               *([Column("computed_amount", "money")] if computed else []),
+               Column("status"), Column("trace_id")]  # fmt: skip
+    body = [_call_cells(r, u, computed) for r, u in zip(records, unknown, strict=True)]
+    known = any(r.amount is not None for r in records) or not all(unknown)
+    footer: dict[str, Any] = {"time": "total", "amount": amount if known else None, "unknown_cost_calls": sum(unknown),
+                              **{key: sum(cells[key] for cells in body) for key in _TOKENS}}  # fmt: skip
+    if computed:
+        footer["computed_amount"] = _computed_total(records)
+    out = [f"job {job_id}: {len(records)} call(s)", "", _render(table(columns, body, total=footer))]
+    out += ["", _job_total(amount if known else None, len(records), sum(unknown))]
     out += _job_warnings([r for r, u in zip(records, unknown, strict=True) if u])
     return "\n".join(out)
 
 
-def _call_cost(amount: Decimal | None, unknown: bool) -> str:
-    """A call's cost cell: `?` when unknown (never `-` or 0.00), `>= 0.01` for the known part of a call that ended
-    early, `-` for a call that cost nothing (failed before any usage)."""
-    if unknown:
-        return "?" if amount is None else _bound(amount, 1)
-    return format_amount(amount)
+def _call_cells(record: LedgerRecord, unknown: bool, computed: bool) -> dict[str, Any]:
+    """A call's line. Its cost: None (shown `unknown`, never `-` or 0.00) when unknown, a lower bound (`>= 0.01`)
+    for the known part of a call that ended early, `-` for a call that cost nothing (failed before any usage)."""
+    cells: dict[str, Any] = {
+        "time": record.timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+        "environment": record.environment,
+        "provider": record.provider,
+        "model": record.response_model or record.request_model,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cache_read_input_tokens": record.cache_read_input_tokens,
+        "cache_write_input_tokens": record.cache_write_5m_input_tokens + record.cache_write_1h_input_tokens,
+        "reasoning_output_tokens": record.reasoning_output_tokens,
+        "amount": record.amount if record.amount is not None or unknown else "-",
+        "unknown_cost_calls": int(unknown),
+        "status": _status(record),
+        "trace_id": record.trace_id,
+    }
+    if computed:
+        cells["computed_amount"] = "-" if record.computed_amount is None else record.computed_amount
+    return cells
 
 
-def _job_total(amount: Decimal, calls: int, unknown: int) -> str:
-    """`job total: 1.50 USD over 2 call(s)`, or a lower bound that says how many calls it leaves out."""
+def _computed_total(records: Sequence[LedgerRecord]) -> Decimal:
+    """The job's amount with the catalog's figure in place of the provider's where a call has both (as
+    `sum_rows` does for a report's groups)."""
+    total = Decimal(0)
+    for record in records:
+        figure = record.amount if record.computed_amount is None else record.computed_amount
+        if figure is not None:
+            total = EXACT_SUMS.add(total, figure)
+    return total
+
+
+def _bound(amount: Decimal, unknown_calls: int) -> str:
+    """The amount, marked as a lower bound when it leaves out calls of unknown cost."""
+    return (">= " if unknown_calls else "") + format_amount(amount)
+
+
+def _job_total(amount: Decimal | None, calls: int, unknown: int) -> str:
+    """`job total: 1.50 USD over 2 call(s)`, or a lower bound that says how many calls it leaves out (`unknown`
+    when no call has a known cost)."""
+    if amount is None:
+        return f"job total: unknown, over {calls} call(s), {unknown} of unknown cost"
     if not unknown:
         return f"job total: {format_amount(amount)} {CURRENCY} over {calls} call(s)"
     return f"job total: {_bound(amount, unknown)} {CURRENCY} over {calls} call(s), {unknown} of unknown cost"

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from otel_ai_cost.reports.model import NONE
 
-__all__ = ["HEADERS", "NONE", "Column", "money_cells", "render", "table"]
+__all__ = ["HEADERS", "NONE", "SUBTOTAL", "Column", "money_cells", "render", "table"]
 
 # One word for one thing in every command's header.
 HEADERS: Mapping[str, str] = {
@@ -58,6 +58,8 @@ HEADERS: Mapping[str, str] = {
     "trace_id": "trace",
 }
 UNKNOWN = "unknown"
+# A row key: when true, the row is a subtotal (bold, a rule under it, blank where it has no value, as the total).
+SUBTOTAL = "__subtotal__"
 
 
 @dataclass(frozen=True)
@@ -65,17 +67,20 @@ class Column:
     key: str
     kind: str = "text"  # text | money | count | percent
     header: str = ""  # default: HEADERS[key], else the key
+    # A money column whose figures are never sums of calls (a budget's limit) is never shown as a lower bound.
+    lower_bound: bool = True
 
     @property
     def title(self) -> str:
         return self.header or HEADERS.get(self.key, self.key)
 
 
-def money_cells(values: Sequence[Decimal | None], lower_bound: Sequence[bool] = ()) -> list[str]:
-    """The column's amounts as text aligned on the decimal point, exact (see the module documentation)."""
+def money_cells(values: Sequence[Decimal | str | None], lower_bound: Sequence[bool] = ()) -> list[str]:
+    """The column's amounts as text aligned on the decimal point, exact (see the module documentation). A `str`
+    value is shown as it is (e.g. `-` where there is nothing to show) and sets no precision."""
     places = 2
     for value in values:
-        if value is not None:
+        if isinstance(value, Decimal):
             exponent = value.normalize().as_tuple().exponent
             if isinstance(exponent, int):
                 places = max(places, -exponent)
@@ -83,6 +88,9 @@ def money_cells(values: Sequence[Decimal | None], lower_bound: Sequence[bool] = 
     for index, value in enumerate(values):
         if value is None:
             cells.append(UNKNOWN)
+            continue
+        if isinstance(value, str):
+            cells.append(value)
             continue
         text = f"{value:,.{places}f}"  # exact: `places` is at least every value's own scale
         cells.append((">= " if index < len(lower_bound) and lower_bound[index] else "") + text)
@@ -108,15 +116,18 @@ def table(
     lower_bound_key: str = "unknown_cost_calls",
 ) -> Table:
     """A table of `rows` (dicts keyed by column key); `total` is a last row set apart. A money cell whose row has
-    `lower_bound_key` > 0 is shown as a lower bound."""
+    `lower_bound_key` > 0 is shown as a lower bound. A row with `SUBTOTAL` set is a subtotal (see SUBTOTAL)."""
     every = [*rows, *([total] if total is not None else [])]
     cells: dict[str, list[str]] = {}
     for column in columns:
         if column.kind == "money":
-            bounds = [bool(row.get(lower_bound_key)) for row in every]
+            bounds = [bool(row.get(lower_bound_key)) and column.lower_bound for row in every]
             cells[column.key] = money_cells([row.get(column.key) for row in every], bounds)
         else:
-            cells[column.key] = [_cell(column, row.get(column.key)) for row in rows]
+            cells[column.key] = [
+                "" if row.get(SUBTOTAL) and row.get(column.key) in (None, "") else _cell(column, row.get(column.key))
+                for row in rows
+            ]
             if total is not None:  # the total row leaves the columns it does not sum blank, not `(none)`
                 value = total.get(column.key)
                 cells[column.key].append("" if value in (None, "") else _cell(column, value))
@@ -127,8 +138,9 @@ def table(
         )
     for index in range(len(every)):
         is_total = total is not None and index == len(every) - 1
-        out.add_row(*(cells[column.key][index] for column in columns), end_section=index == len(rows) - 1 and
-                    total is not None, style="bold" if is_total else None)  # fmt: skip
+        subtotal = not is_total and bool(every[index].get(SUBTOTAL))
+        out.add_row(*(cells[column.key][index] for column in columns), end_section=subtotal or (index == len(rows) - 1
+                    and total is not None), style="bold" if is_total or subtotal else None)  # fmt: skip
     return out
 
 

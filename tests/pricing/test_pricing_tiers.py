@@ -105,6 +105,18 @@ def test_tier_without_prices_falls_back_to_standard_and_says_so(
     assert len([r for r in caplog.records if "no priority prices" in r.getMessage()]) == 1
 
 
+def test_asking_whether_a_tier_exists_does_not_use_up_the_warning_of_a_call(
+    catalog: PriceCatalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A report probing for batch prices (warn=False) comes first; a real call in that tier is still said once.
+    caplog.set_level(logging.WARNING, logger="otel_ai_cost.pricing")
+    price = catalog.resolve("anthropic", "claude-haiku-4-5", at=NOW, tier="priority", warn=False)
+    assert price is not None and price.tier == "standard" and not caplog.records
+    for _ in range(2):
+        catalog.quote("anthropic", "claude-haiku-4-5", Usage(1_000, 1_000), at=NOW, service_tier="priority")
+    assert len([r for r in caplog.records if "no priority prices" in r.getMessage()]) == 1
+
+
 def test_unknown_service_tier_is_standard_with_one_warning(
     catalog: PriceCatalog, caplog: pytest.LogCaptureFixture
 ) -> None:

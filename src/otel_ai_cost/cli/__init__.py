@@ -15,6 +15,7 @@ def _register() -> None:
     # Each concern's commands live in their own module.
     from otel_ai_cost.budgets.alert_log import alert_log
     from otel_ai_cost.cli.budgets import budgets
+    from otel_ai_cost.cli.daily_report import daily
     from otel_ai_cost.cli.dashboards import dashboards
     from otel_ai_cost.cli.demo import demo
     from otel_ai_cost.cli.docs import docs
@@ -35,6 +36,7 @@ def _register() -> None:
     main.add_command(ledger)
     main.add_command(prices)
     main.add_command(report)
+    report.add_command(daily)  # `report daily`: `report` alone is still the ledger's report
     main.add_command(jobs)
     main.add_command(reconcile)
     main.add_command(record)

@@ -119,6 +119,8 @@ class PriceCatalog:
             cached = self._cache.get((provider, model, tier, region))
             if cached is None or not (cached.start <= at < cached.end):
                 cached = self._resolve(provider, model, tier, at, region)
+            if cached.note and warn:  # a tier priced at standard rates: said once, whoever resolved it first
+                self._warn_once((provider, model, tier), "%s", cached.note)
             price = cached.price
             if price is None:
                 if warn:
@@ -135,13 +137,21 @@ class PriceCatalog:
         return Quote.unpriced(self.version, tier or STANDARD)
 
     def resolve(
-        self, provider: str, model: str, *, at: datetime, tier: str = STANDARD, region: str | None = None
+        self,
+        provider: str,
+        model: str,
+        *,
+        at: datetime,
+        tier: str = STANDARD,
+        region: str | None = None,
+        warn: bool = True,
     ) -> ModelPrice | None:
         """The price in force at `at`, or None when nobody prices the model.
 
         `tier` is a pricing tier or a `service_tier` value as providers report it. The returned price's `tier`
-        says which tier's rates it holds (standard when the tier has no prices of its own). `region` is the cloud
-        region the call is served from (entries with a `region` apply only there).
+        says which tier's rates it holds (standard when the tier has no prices of its own: logged once, unless
+        `warn` is False, for a caller asking whether the tier exists). `region` is the cloud region the call is
+        served from (entries with a `region` apply only there).
         """
         pricing_tier = tier_for(tier)
         if pricing_tier is None:
@@ -153,6 +163,8 @@ class PriceCatalog:
         cached = self._cache.get((provider, model, pricing_tier, region))
         if cached is None or not (cached.start <= at < cached.end):
             cached = self._resolve(provider, model, pricing_tier, at, region)
+        if cached.note and warn:
+            self._warn_once((provider, model, pricing_tier), "%s", cached.note)
         return cached.price
 
     def _resolve(self, provider: str, model: str, tier: str, at: datetime, region: str | None = None) -> _Cached:
@@ -175,8 +187,6 @@ class PriceCatalog:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
             self._cache[key] = cached
-        if found.note:
-            self._warn_once((provider, model, tier), "%s", found.note)
         return cached
 
     def _warn_once(self, key: tuple[object, ...], message: str, *args: object) -> None:

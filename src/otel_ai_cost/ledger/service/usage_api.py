@@ -21,6 +21,15 @@ has no service, model, team or job, so a narrower tracked figure beside a whole 
 A token scoped to some environments sees only the bill's lines whose account is mapped to one of them; lines mapped
 to no environment (organization-wide) only a token that may read every environment.
 
+`/v1/usage?anomalies=true&end_date=2026-11-22` answers the anomalies of the days `start_date`..`end_date` (only
+`end_date`: that day; at most MAX_ANOMALY_DAYS days), each day against its trailing 7 days, as the daily report
+finds them (`otel_ai_cost.reports.anomalies`: spikes per environment, service and operation type at `factor`
+times the 7-day average, default 3; models and operation types seen for the first time; unknown-cost calls
+appearing; environments jumping from about $0): `{"query", "days", "factor", "baseline_days", "anomalies": [...]}`,
+each anomaly in the daily report's JSON shape (`type`, `day`, `environment`, `description`, ...). It takes no
+aggregation or paging and no filter but `environment`: a spike is measured against its environment's own history.
+A parameter of `/v1/usage` rather than a route of its own, so that it shares the route's tokens, scoping and errors.
+
 Unknown or malformed parameters are refused (400) naming the parameter: a typo in a filter must not silently widen a
 cost query to everything.
 """
@@ -33,7 +42,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from otel_ai_cost.contract import CURRENCY, PricingStatus
@@ -42,15 +51,20 @@ from otel_ai_cost.ledger.store import EXACT_SUMS, GROUP_BY_FIELDS, AggregateRow,
 from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
 from otel_ai_cost.reconcile.billed import BilledLine
 from otel_ai_cost.reconcile.runs import ReconciledDay
+from otel_ai_cost.reports.anomalies import BASELINE_DAYS, DEFAULT_FACTOR
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # Query-string names of the UsageQuery filters that map one to one (dates are parsed separately).
 _FILTERS = tuple(f.name for f in fields(UsageQuery) if f.name not in ("start_day", "end_day"))
-PARAMETERS = frozenset({"start_date", "end_date", "aggregation", "limit", "cursor", "billed", *_FILTERS})
+PARAMETERS = frozenset(
+    {"start_date", "end_date", "aggregation", "limit", "cursor", "billed", "anomalies", "factor", *_FILTERS}
+)
 MAX_BILLED_DAYS = 366  # billed=true reads every billed line of the range: a year at most per request
 BILLED_GROUPS = ("day", "provider")  # billed=true needs an aggregation with at least one of these
 BILLED_FILTERS = ("provider", "environment")  # the filters a bill can honour; billed=true refuses the others
+MAX_ANOMALY_DAYS = 31  # anomalies=true checks at most a month of days per request
+MAX_FACTOR = Decimal(1000)
 _SUMS = (
     "input_tokens",
     "output_tokens",
@@ -91,6 +105,8 @@ class UsageRequest:
     limit: int
     cursor: Cursor | None
     billed: bool = False  # billed=true: the billed side beside the aggregation
+    anomalies: bool = False  # anomalies=true: the anomalies of the days, not usage
+    factor: Decimal = DEFAULT_FACTOR  # with anomalies=true: the spike factor
 
 
 @dataclass(frozen=True)
@@ -161,7 +177,46 @@ def parse_parameters(params: Mapping[str, Sequence[str]]) -> UsageRequest:
     if "trace_id" in filters:
         filters["trace_id"] = filters["trace_id"].lower()
     billed = _billed_parameter(value, group_by, start, end, filters)
-    return UsageRequest(UsageQuery(start_day=start, end_day=end, **filters), group_by, limit, cursor, billed)
+    anomalies, factor = _anomalies_parameters(value, group_by, start, end, filters)
+    if anomalies and start is None:
+        start = end  # one day: end_date's
+    query = UsageQuery(start_day=start, end_day=end, **filters)
+    return UsageRequest(query, group_by, limit, cursor, billed, anomalies, factor)
+
+
+def _anomalies_parameters(
+    value: Mapping[str, str], group_by: Sequence[str], start: date | None, end: date | None, filters: Mapping[str, Any]
+) -> tuple[bool, Decimal]:
+    """`anomalies=true|false` and `factor`, and what `true` requires: `end_date`, at most MAX_ANOMALY_DAYS days, no
+    aggregation, paging or billed side, and no filter but `environment`."""
+    text = value.get("anomalies", "false")
+    if text not in ("true", "false"):
+        raise BadParameter("anomalies", f"true or false, got {text!r}")
+    if text == "false":
+        if "factor" in value:
+            raise BadParameter("factor", "applies to anomalies=true only")
+        return False, DEFAULT_FACTOR
+    for name in ("aggregation", "limit", "cursor", "billed"):
+        if name in value:
+            raise BadParameter(
+                name, "anomalies=true answers the anomalies of the days: no aggregation, paging or billed"
+            )
+    if end is None:
+        raise BadParameter("end_date", "required with anomalies=true (the last day checked)")
+    if start is not None and (end - start).days + 1 > MAX_ANOMALY_DAYS:
+        raise BadParameter("start_date", f"anomalies=true checks at most {MAX_ANOMALY_DAYS} days")
+    for name in filters:
+        if name != "environment":
+            raise BadParameter(name, "with anomalies=true, filter by environment only")
+    factor = DEFAULT_FACTOR
+    if "factor" in value:
+        try:
+            factor = Decimal(value["factor"])
+        except InvalidOperation:
+            factor = Decimal(0)
+        if not factor.is_finite() or not 1 < factor <= MAX_FACTOR:
+            raise BadParameter("factor", f"a number above 1 and at most {MAX_FACTOR} (3 = 3x the 7-day average)")
+    return True, factor
 
 
 def _billed_parameter(
@@ -205,6 +260,8 @@ def answer(store: UsageReader, request: UsageRequest | AiUsageRequest) -> dict[s
     """The JSON document for a validated request (`billed=true` needs a `BilledReader`)."""
     if isinstance(request, AiUsageRequest):
         return _ai_usage(store, request)
+    if request.anomalies:
+        return _anomalies(store, request)
     if request.group_by:
         document = _aggregated(store, request)
         if request.billed:
@@ -218,6 +275,25 @@ def _aggregated(store: UsageReader, request: UsageRequest) -> dict[str, Any]:
     summary = _row(sum_rows(rows))  # the group is (): the summary has the rows' measures only
     out_rows = [_row(row) for row in rows]
     return {"query": _echo(request), "aggregation": list(request.group_by), "summary": summary, "rows": out_rows}
+
+
+def _anomalies(store: UsageReader, request: UsageRequest) -> dict[str, Any]:
+    """The anomalies of the request's days, read through `store` (the token's environments only)."""
+    # Imported here: the reports import the budgets, which import this package's metrics (an import cycle at load).
+    from otel_ai_cost.reports.daily import store_anomalies
+    from otel_ai_cost.reports.json_report import anomaly_dict
+
+    query = request.query
+    assert query.start_day is not None and query.end_day is not None  # parse_parameters sets both
+    days = [query.start_day + timedelta(days=n) for n in range((query.end_day - query.start_day).days + 1)]
+    found = store_anomalies(store, days, environment=query.environment, factor=request.factor)
+    return {
+        "query": _echo(request),
+        "days": [day.isoformat() for day in days],
+        "factor": format(request.factor, "f"),
+        "baseline_days": BASELINE_DAYS,
+        "anomalies": [anomaly_dict(anomaly) for anomaly in found],
+    }
 
 
 def _billed_side(store: BilledReader, request: UsageRequest) -> dict[str, Any]:
@@ -365,6 +441,9 @@ def _echo(request: UsageRequest) -> dict[str, Any]:
             out[name] = getattr(query, name)
     if request.billed:
         out["billed"] = True
+    if request.anomalies:
+        out["anomalies"] = True
+        out["factor"] = format(request.factor, "f")
     return out
 
 

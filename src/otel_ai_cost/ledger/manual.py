@@ -41,25 +41,38 @@ the current instant: the same figure recorded twice on a day is one entry. The i
 instant given), the amount (by value: 45.230 is 45.23), provider, model, environment, source and note; any of
 them different makes another entry.
 
+**Archive lines** (`otel-ai-cost export jsonl`, `otel_ai_cost.exports.jsonl`): a line holding `schema_version` and
+`trace_id` is a whole ledger record (`LedgerRecord.to_dict()`), read back without loss by `archive_record`: its own
+identity (never one derived from content), every field as it was, amounts as exact decimal text. Its keys are the
+record's fields (and the derived `day`, which must agree with the timestamp); an unknown key, a missing identity,
+a value of the wrong type or one beyond the ledger's bounds is an error of its line. `--environment` does not apply
+to them (a record names its environment), and a record from a dashboard or invoice entry stays a record. A file
+may mix both kinds of line. An archive line may be up to `MAX_ARCHIVE_LINE_CHARS` characters (the longest a record
+at every bound makes).
+
 **All or nothing, then in batches.** Every line is validated before anything is written; a bad line fails the
 whole file with `file:line: what is wrong`. The valid records are then written `IMPORT_BATCH` at a time, with
 progress reported after each batch. If the ledger becomes unavailable partway, `ImportInterrupted` says how many
 of how many records were written; re-running the same import is safe (the records already written are
 recognised by their identity and change nothing). A record the store itself refuses (`InvalidRecord`) is
-rejected alone with its line and reason, and the rest are stored.
+rejected alone with its line and reason, and the rest are stored. Ctrl-C while writing raises `ImportCancelled`
+(a KeyboardInterrupt) with the same counts: each batch is one store transaction (or, on DynamoDB, transactions of
+records with their running totals), so the ledger holds whole records with their totals, and re-running is safe.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time as clock
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from otel_ai_cost.contract import CostSource, PricingStatus, Record, RecordSource
 from otel_ai_cost.decimal_text import parse_decimal
@@ -73,15 +86,19 @@ __all__ = [
     "IMPORT_BATCH",
     "MANUAL_SERVICE",
     "MANUAL_SOURCES",
+    "MAX_ARCHIVE_LINE_CHARS",
     "MAX_ENTRY_AMOUNT",
     "MAX_LINE_CHARS",
     "MAX_TEXT_CHARS",
     "MAX_TOKENS",
+    "ImportCancelled",
     "ImportInterrupted",
     "ImportResult",
     "UsageFileError",
+    "archive_record",
     "content_identity",
     "import_usage_file",
+    "is_archive_line",
     "manual_record",
     "parse_usage_lines",
     "read_usage_file",
@@ -95,6 +112,10 @@ _IMPORT_SOURCE = "import"
 _MAX_PROBLEMS_SHOWN = 20
 IMPORT_BATCH = 500  # records per store write of an import: progress after each, and a failure loses no more
 MAX_LINE_CHARS = 65_536  # one usage.jsonl line
+# One archive line: a record at every text bound (about 30,000 characters), each character escaped (6 characters
+# for a control character) still fits.
+MAX_ARCHIVE_LINE_CHARS = 262_144
+_ARCHIVE_LINE_START = '{"trace_id":'  # how `archive_line` begins: only such a line may be longer
 MAX_ENTRY_AMOUNT = limits.MAX_AMOUNT_USD  # USD per entry (the ledger's bound per record)
 MAX_TOKENS = limits.MAX_TOKENS  # per token count of one line
 # Longest text per key of a usage.jsonl line (`record`'s options are the same fields): the bound of the record
@@ -154,6 +175,23 @@ class ImportInterrupted(Exception):
         super().__init__(
             f"{path}: stopped after {self.done} of {total} records ({self.new} new, {self.already_recorded} "
             f"already recorded{rejected}): the ledger is unavailable: {cause}\n"
+            "re-running the same import is safe: the records already written are recognised and change nothing"
+        )
+
+
+class ImportCancelled(KeyboardInterrupt):
+    """Ctrl-C while an import was writing: `done` of `total` records were written (`new` of them new) before it.
+    The ledger is consistent (whole batches, each with its running totals) and re-running the same import is
+    safe. A KeyboardInterrupt, so a caller that does not know it stops as on any Ctrl-C."""
+
+    def __init__(self, path: str, progress: ImportResult, total: int) -> None:
+        self.path, self.total = path, total
+        self.new, self.already_recorded, self.rejected = progress.new, progress.already_recorded, progress.rejected
+        self.done = progress.new + progress.already_recorded + len(progress.rejected)
+        rejected = f", {len(self.rejected)} rejected" if self.rejected else ""
+        super().__init__(
+            f"{path}: interrupted after {self.done} of {total} records ({self.new} new, {self.already_recorded} "
+            f"already recorded{rejected}); the ledger is consistent.\n"
             "re-running the same import is safe: the records already written are recognised and change nothing"
         )
 
@@ -220,21 +258,29 @@ def parse_usage_lines(
 ) -> list[LedgerRecord]:
     """Validates every line, then returns one record per non-blank line; raises `UsageFileError` listing
     every bad line (so nothing from a file with a bad line is ever half-imported)."""
-    return [record for _, record in _numbered_records(lines, path=path, environment=environment)]
+    return [line.record for line in _numbered_records(lines, path=path, environment=environment)]
 
 
-def _numbered_records(lines: Sequence[str], *, path: str, environment: str | None) -> list[tuple[int, LedgerRecord]]:
-    """(line number, record) per non-blank line, every line validated first (see `parse_usage_lines`)."""
+class _Line(NamedTuple):
+    number: int
+    record: LedgerRecord
+    archived: bool  # an archive line: the record as it was, never a billed figure
+
+
+def _numbered_records(lines: Sequence[str], *, path: str, environment: str | None) -> list[_Line]:
+    """One `_Line` per non-blank line, every line validated first (see `parse_usage_lines`)."""
     default_environment = environment or _current_environment()
-    records: list[tuple[int, LedgerRecord]] = []
+    records: list[_Line] = []
     problems: list[tuple[int, str]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = _with_identity(_priced(_validate(line, default_environment)))
+            data = _parse_line(line)
+            archived = is_archive_line(data)
+            record = archive_record(data) if archived else _with_identity(_priced(_validate(data, default_environment)))
             limits.check_record(record)  # every bound of the ledger, stated once, before anything is written
-            records.append((number, record))
+            records.append(_Line(number, record, archived))
         except ValueError as exc:  # limits.OutOfBounds is one
             problems.append((number, str(exc)))
         except Exception as exc:  # whatever one line does, it is that line's error, not a crash
@@ -246,10 +292,10 @@ def _numbered_records(lines: Sequence[str], *, path: str, environment: str | Non
 
 def read_usage_file(path: str | Path, *, environment: str | None = None) -> list[LedgerRecord]:
     """The records of a `usage.jsonl` file (see the module documentation), all lines validated first."""
-    return [record for _, record in _read_numbered(path, environment=environment)]
+    return [line.record for line in _read_numbered(path, environment=environment)]
 
 
-def _read_numbered(path: str | Path, *, environment: str | None) -> list[tuple[int, LedgerRecord]]:
+def _read_numbered(path: str | Path, *, environment: str | None) -> list[_Line]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -267,16 +313,17 @@ def import_usage_file(
 ) -> ImportResult:
     """Imports a `usage.jsonl` file, `batch_size` records per store write; importing it again changes nothing.
 
-    Raises `UsageFileError` (a bad line: nothing written) or `ImportInterrupted` (the ledger failed partway).
-    `on_progress(done, total)` is called after each batch. Records the store refuses are in `rejected`.
+    Raises `UsageFileError` (a bad line: nothing written), `ImportInterrupted` (the ledger failed partway) or
+    `ImportCancelled` (Ctrl-C while writing). `on_progress(done, total)` is called after each batch. Records the
+    store refuses are in `rejected`. Archive lines (`otel-ai-cost export jsonl`) keep their own identity.
     """
-    numbered = _read_numbered(path, environment=environment)
-    billed = [record for _, record in numbered if record.cost_source in BILLED_SOURCES]
+    lines = _read_numbered(path, environment=environment)
+    billed = [line.record for line in lines if _is_billed(line)]
     if billed:  # the billed side of the comparison (`otel_ai_cost.reconcile.manual`), never tracked spend
         from otel_ai_cost.reconcile.manual import billed_line_of
 
         store.write_billed([billed_line_of(record) for record in billed])
-        numbered = [(line, record) for line, record in numbered if record.cost_source not in BILLED_SOURCES]
+    numbered = [(line.number, line.record) for line in lines if not _is_billed(line)]
     new = already = 0
     rejected: list[tuple[int, str]] = []
     for start in range(0, len(numbered), max(1, batch_size)):
@@ -286,10 +333,21 @@ def import_usage_file(
         except StoreUnavailable as exc:
             progress = ImportResult(new, already, tuple(rejected))
             raise ImportInterrupted(str(path), progress, len(numbered), exc) from exc
+        except KeyboardInterrupt as interrupt:  # the batch's transaction was rolled back (or commits whole)
+            raise ImportCancelled(str(path), ImportResult(new, already, tuple(rejected)), len(numbered)) from interrupt
         new, already, rejected = new + written, already + duplicates, rejected + refused
         if on_progress is not None:
-            on_progress(start + len(batch), len(numbered))
+            try:
+                on_progress(start + len(batch), len(numbered))
+            except KeyboardInterrupt as interrupt:  # after the batch: it is counted
+                progress = ImportResult(new, already, tuple(rejected))
+                raise ImportCancelled(str(path), progress, len(numbered)) from interrupt
     return ImportResult(new=new, already_recorded=already, rejected=tuple(rejected), billed=len(billed))
+
+
+def _is_billed(line: _Line) -> bool:
+    """A usage.jsonl line read off a dashboard or invoice; an archived record stays a record, whatever its source."""
+    return not line.archived and line.record.cost_source in BILLED_SOURCES
 
 
 def _write_batch(
@@ -311,9 +369,11 @@ def text_line(exc: UnicodeDecodeError) -> int:
 # -- validation ---------------------------------------------------------------------------------------------
 
 
-def _validate(line: str, default_environment: str) -> dict[str, Any]:
-    if len(line) > MAX_LINE_CHARS:
-        raise ValueError(f"the line is longer than {MAX_LINE_CHARS:,} characters ({len(line):,})")
+def _parse_line(line: str) -> dict[str, Any]:
+    """One line's JSON object, numbers exact (never binary floats); ValueError saying what is wrong."""
+    limit = MAX_ARCHIVE_LINE_CHARS if line.startswith(_ARCHIVE_LINE_START) else MAX_LINE_CHARS
+    if len(line) > limit:
+        raise ValueError(f"the line is longer than {limit:,} characters ({len(line):,})")
     try:
         data = json.loads(line, parse_float=_json_float, parse_int=_json_int, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
@@ -322,6 +382,11 @@ def _validate(line: str, default_environment: str) -> dict[str, Any]:
         raise ValueError("nested too deeply to be a usage line (JSON beyond the parser's recursion limit)") from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _validate(data: Mapping[str, Any], default_environment: str) -> dict[str, Any]:
+    """The fields of a `usage.jsonl` line (the seeds' format)."""
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(unknown)}; accepted: {', '.join(sorted(_KNOWN_KEYS))}")
@@ -357,6 +422,81 @@ def _validate(line: str, default_environment: str) -> dict[str, Any]:
     elif not fields["model"]:
         raise ValueError("token counts without 'cost_usd' need a 'model' to be priced")
     return fields
+
+
+# -- archive lines (`otel-ai-cost export jsonl`) ------------------------------------------------------------
+
+_RECORD_FIELDS = {f.name for f in dataclass_fields(LedgerRecord)}
+_ARCHIVE_KEYS = _RECORD_FIELDS | {Record.DAY}
+_ARCHIVE_REQUIRED = (Record.TRACE_ID, Record.SPAN_ID, Record.SCHEMA_VERSION, Record.TIMESTAMP, Record.ENVIRONMENT,
+                     Record.SERVICE, Record.PROVIDER)  # fmt: skip
+_PLAIN_DECIMAL = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def is_archive_line(data: Mapping[str, Any]) -> bool:
+    """True for a line of an archive (`otel-ai-cost export jsonl`): a whole record, known by `schema_version` and
+    `trace_id`, which no `usage.jsonl` line has."""
+    return Record.SCHEMA_VERSION in data and Record.TRACE_ID in data
+
+
+def archive_record(data: Mapping[str, Any]) -> LedgerRecord:
+    """The record of an archive line, exactly as it was exported: its own identity, every field, amounts as the
+    exact decimal text. Raises ValueError (what is wrong) for an unknown or missing key, a value of the wrong type
+    or one beyond the ledger's bounds (`limits.check_record`, which the caller applies)."""
+    unknown = sorted(set(data) - _ARCHIVE_KEYS)
+    if unknown:
+        raise ValueError(
+            f"unknown key(s) {', '.join(unknown)} in an archive line (a ledger record's fields only; written by a "
+            "newer otel-ai-cost?)"
+        )
+    missing = [key for key in _ARCHIVE_REQUIRED if key not in data]
+    if missing:
+        raise ValueError(f"an archive line without {', '.join(missing)}")
+    values = {key: value for key, value in data.items() if key in _RECORD_FIELDS}
+    values[Record.TIMESTAMP] = _archived_timestamp(data[Record.TIMESTAMP])
+    for key in (Record.AMOUNT, Record.COMPUTED_AMOUNT):
+        values[key] = _archived_amount(key, data.get(key))
+    if Record.DURATION_MS in data:
+        values[Record.DURATION_MS] = _archived_duration(data[Record.DURATION_MS])
+    if Record.TAGS in data and not isinstance(data[Record.TAGS], dict):
+        raise ValueError(f"tags must be a JSON object of texts, got {_shown(data[Record.TAGS])}")
+    for key, value in values.items():  # the rest are texts and counts: `limits.check_record` says which is wrong
+        if value is None and key not in (Record.AMOUNT, Record.COMPUTED_AMOUNT):
+            raise ValueError(f"{key} must not be null")
+    record = LedgerRecord(**values)
+    day = data.get(Record.DAY)
+    if day is not None and day != record.day:
+        raise ValueError(f"day {_shown(day)} is not the UTC day of the timestamp ({record.day})")
+    return record
+
+
+def _archived_timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"timestamp must be ISO 8601 text, got {_shown(value)}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"timestamp is not an ISO 8601 time: {_shown(value)}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"timestamp must include a timezone, got {_shown(value)}")
+    return limits.check_timestamp(Record.TIMESTAMP, parsed.astimezone(timezone.utc))
+
+
+def _archived_amount(key: str, value: Any) -> Decimal | None:
+    """Exact decimal text as written (`0.10` stays `0.10`), or null; a JSON number is read exactly too."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal) or (isinstance(value, int) and not isinstance(value, bool)):
+        return Decimal(value)
+    if not isinstance(value, str) or not _PLAIN_DECIMAL.fullmatch(value):
+        raise ValueError(f'{key} must be exact decimal text (e.g. "0.000027") or null, got {_shown(value)}')
+    return Decimal(value)
+
+
+def _archived_duration(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise ValueError(f"duration_ms must be a number, got {_shown(value)}")
+    return limits.check_duration_ms(Record.DURATION_MS, float(value))  # the float the record had: repr round-trips
 
 
 def _priced(fields: Mapping[str, Any]) -> LedgerRecord:

@@ -114,6 +114,14 @@ class Attribution:
     TAG_PREFIX = "ai_cost.tag."  # free-form tags: ai_cost.tag.<key>
 
 
+class Test:
+    """Test semconv attributes: the test an AI call was made in (set by the pytest plugin, `otel_ai_cost.testing`)."""
+
+    __test__ = False  # not a pytest test class, wherever it is imported
+
+    CASE_NAME = "test.case.name"  # the pytest node id, e.g. "tests/test_receipts.py::test_total[eur]"
+
+
 class CostSource(str, Enum):
     LOCAL = "local"  # computed here from the catalog
     PROVIDER = "provider"  # reported by the provider in the response
@@ -197,6 +205,7 @@ METRIC_LABELS_FORBIDDEN: frozenset[str] = frozenset(
         Resource.VCS_REF_HEAD_REVISION,
         Resource.VCS_CHANGE_ID,
         GenAI.RESPONSE_ID,
+        Test.CASE_NAME,
         "trace_id",
         "span_id",
     }

@@ -77,6 +77,12 @@ _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     (c.Attribution.TEAM, "string", "`team`"),
     (c.Attribution.USER_ID, "string", "`user_id` (span only)"),
     (c.Attribution.TAG_PREFIX + "<key>", "string", "any other keyword of `ai_usage_context` (span only)"),
+    (
+        c.Test.CASE_NAME,
+        "string",
+        "the pytest node id of the test that made the call (`pytest --ai-cost`; also the tag "
+        f"`{c.Attribution.TAG_PREFIX}{c.Test.CASE_NAME}`; span only)",
+    ),
 )
 
 _RESOURCE: tuple[tuple[str, str], ...] = (

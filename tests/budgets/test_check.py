@@ -7,6 +7,7 @@ import json
 import socketserver
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,15 +65,43 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
+def table_rows(output: str) -> dict[str, list[str]]:
+    """The budget table's rows (`reports.tables`: cells between `│`), by budget."""
+    rows = [[cell.strip() for cell in line.split("│")] for line in output.splitlines() if "│" in line]
+    return {row[0]: row[1:] for row in rows}
+
+
 def test_check_prints_the_table_from_the_ledger(ledger: str, config: Path):
     result = CliRunner().invoke(budgets, ["check", "--config", str(config), "--ledger", ledger])
     assert result.exit_code == 0, result.output
-    lines = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[1:]}
+    header = next(line for line in result.stdout.splitlines() if "┃" in line)
+    assert [cell.strip() for cell in header.split("┃")] == ["budget", "spent USD", "limit USD", "% used", "status"]
+    lines = table_rows(result.stdout)
     assert lines["cicd/day"] == ["9.50", "10.00", "95.0%", "critical"]
-    assert lines["cicd/day/team=platform"] == ["6.00", "4", "150.0%", "EXCEEDED"]
-    assert lines["cicd/day/provider=anthropic"] == ["0.00", "1", "0.0%", "ok"]
-    assert lines["production/day"] == ["1.25", "100", "1.3%", "ok"]
-    assert lines["cicd/month"] == ["9.50", "200", "4.8%", "ok"]
+    assert lines["cicd/day/team=platform"] == ["6.00", "4.00", "150.0%", "EXCEEDED"]
+    assert lines["cicd/day/provider=anthropic"] == ["0.00", "1.00", "0.0%", "ok"]
+    assert lines["production/day"] == ["1.25", "100.00", "1.2%", "ok"]  # 1.25 %, half to even
+    assert lines["cicd/month"] == ["9.50", "200.00", "4.8%", "ok"]
+    assert "BudgetStatus(" not in result.output and "SQLiteStore(" not in result.output
+
+
+def test_amounts_are_exact_aligned_and_lower_bounds_when_some_cost_is_unknown(tmp_path: Path, config: Path):
+    store = SQLiteStore(tmp_path / "u.db")
+    store.write(
+        [
+            record(1, "cicd", "0.0012345"),  # never rounded to 0.00
+            record(2, "production", "7"),
+            replace(record(3, "production", "0"), amount=None, pricing_status="unpriced", request_model="new-model"),
+        ]
+    )
+    store.close()
+    result = CliRunner().invoke(budgets, ["check", "--config", str(config), "--ledger", f"sqlite://{tmp_path}/u.db"])
+    assert result.exit_code == 0, result.output
+    lines = table_rows(result.stdout)
+    assert lines["cicd/day"][0] == "0.0012345"
+    assert lines["production/day"][:2] == [">= 7.0000000", "100.00"]  # the unpriced call is left out: a bound
+    spent = [line.split("│")[1] for line in result.stdout.splitlines() if "│" in line]
+    assert len({len(cell) for cell in spent}) == 1 and len({cell.index(".") for cell in spent}) == 1  # aligned
 
 
 def test_fail_on_exceeded_is_a_ci_gate(ledger: str, config: Path):
@@ -221,9 +250,9 @@ def test_check_against_prometheus_asks_the_rules_promql(config: Path):
         args = ["check", "--config", str(config), "--prometheus", server.url, "--period", "day"]
         result = CliRunner().invoke(budgets, [*args, "--fail-on-exceeded"])
         assert result.exit_code == EXIT_EXCEEDED, result.output
-        lines = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[1:-1]}
+        lines = table_rows(result.stdout)
         assert lines["cicd/day"][-1] == "EXCEEDED" and lines["production/day"][-1] == "warning"
-        assert lines["cicd/day/team=platform"] == ["-", "4", "-", "no", "data"]
+        assert lines["cicd/day/team=platform"] == ["unknown", "4.00", "", "no data"]
         assert (
             'sum(ai_cost_ledger_spend_by_team_USD{environment="cicd",period="day",team="platform"})' in server.queries
         )

@@ -131,32 +131,32 @@ def test_cost_and_show_use_the_env_override_file(
     assert f"{path}:2: discounts[0].percent" in broken.output
 
 
-def test_check_ok(runner: CliRunner) -> None:
-    with runner.isolated_filesystem():
-        Path("prices.yaml").write_text(
-            "models:\n"
-            "  - {provider: openai, model: gpt-4o, prices: {input: 2}}\n"
-            "  - {provider: acme, model: acme-1, prices: {input: 1, output: 1}}\n"
-            "discounts:\n"
-            "  - {provider: openai, percent: 5}\n"
-        )
-        result = runner.invoke(prices, ["check", "prices.yaml"])
+def test_check_ok(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("prices.yaml").write_text(
+        "models:\n"
+        "  - {provider: openai, model: gpt-4o, prices: {input: 2}}\n"
+        "  - {provider: acme, model: acme-1, prices: {input: 1, output: 1}}\n"
+        "discounts:\n"
+        "  - {provider: openai, percent: 5}\n"
+    )
+    result = runner.invoke(prices, ["check", "prices.yaml"])
     assert result.exit_code == 0, result.output
     assert result.output == "prices.yaml: ok (2 models, 1 discounts)\n"
 
 
-def test_check_reports_file_line_and_key(runner: CliRunner) -> None:
-    with runner.isolated_filesystem():
-        Path("prices.yaml").write_text(
-            "models:\n"
-            "  - {provider: openai, model: a, prices: {input: 1}}\n"
-            "  - {provider: openai, model: b, prices: {input: 1}}\n"
-            "  - provider: openai\n"
-            "    model: c\n"
-            "    prices:\n"
-            "      input: cheap\n"
-        )
-        result = runner.invoke(prices, ["check", "prices.yaml"])
+def test_check_reports_file_line_and_key(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("prices.yaml").write_text(
+        "models:\n"
+        "  - {provider: openai, model: a, prices: {input: 1}}\n"
+        "  - {provider: openai, model: b, prices: {input: 1}}\n"
+        "  - provider: openai\n"
+        "    model: c\n"
+        "    prices:\n"
+        "      input: cheap\n"
+    )
+    result = runner.invoke(prices, ["check", "prices.yaml"])
     assert result.exit_code == 1
     assert result.stderr == "prices.yaml:7: models[2].prices.input: expected a non-negative number, got 'cheap'\n"
 

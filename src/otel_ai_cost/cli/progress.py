@@ -122,7 +122,7 @@ def progress_bar(
         _rate_column(unit),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=Console(file=click.get_text_stream("stderr"))) as bar:
+    with Progress(*columns, console=Console(file=sys.stderr)) as bar:
         reporter = ProgressReporter(bar, bar.add_task(description, total=total))
         reporter.total = total
         try:

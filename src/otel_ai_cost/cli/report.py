@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -58,21 +60,46 @@ def ledger_url(url: str | None) -> str:
 
 
 @contextmanager
-def open_ledger(url: str | None, *, create: bool = True) -> Iterator[LedgerStore]:
+def open_ledger(url: str | None, *, create: bool = True, progress: bool | None = None) -> Iterator[LedgerStore]:
     """The store for a command, closed afterwards; configuration and availability errors become clean CLI errors.
 
     Commands that only read pass `create=False`: a ledger that does not exist is an error naming it, never created.
+    Reads of a remote store (DynamoDB) show a progress bar of the records read on standard error while the block
+    runs: when `progress` is True, or by default when standard error is a terminal.
     """
     try:
         store = open_store(url, origin="--ledger" if url is not None else None, create=create)
     except (LedgerConfigError, StoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        yield store
+        with _reading_progress(store, sys.stderr.isatty() if progress is None else progress):
+            yield store
     except StoreUnavailable as exc:
         raise click.ClickException(f"the ledger is unavailable: {exc}") from exc
     finally:
         store.close()
+
+
+@contextmanager
+def _reading_progress(store: LedgerStore, show: bool) -> Iterator[None]:
+    """Counts the records a store that reports its reads (`DynamoDBStore.read_progress`) fetches, with a rate."""
+    if not show or not hasattr(store, "read_progress"):
+        yield
+        return
+    from otel_ai_cost.cli.progress import progress_bar
+
+    lock = threading.Lock()
+    with progress_bar("reading the ledger", show=True) as bar:
+
+        def count(items: int) -> None:  # called from the store's reading threads
+            with lock:
+                bar.advance(items)
+
+        store.read_progress = count  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            store.read_progress = None  # type: ignore[attr-defined]
 
 
 def _day(value: str | None, name: str) -> date | None:

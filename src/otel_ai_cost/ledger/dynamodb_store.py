@@ -53,7 +53,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -416,6 +416,9 @@ class DynamoDBStore:
         self.records_per_transaction = records_per_transaction
         self.retry_policy = retry_policy or retry.RetryPolicy()
         self.endpoint_url = endpoint_url
+        # Called with the item count of every page a read fetches (from the reading threads): a progress bar of
+        # records read, which `otel-ai-cost` commands show on a terminal (`cli.report.open_ledger`).
+        self.read_progress: Callable[[int], None] | None = None
         if client is None:
             import boto3  # imported here: the SQLite default must not pay for boto3
 
@@ -986,7 +989,10 @@ class DynamoDBStore:
         if start_key is not None:
             arguments["ExclusiveStartKey"] = start_key
         response, _ = retry.call(self.retry_policy, "Query", lambda: self.client.query(**arguments))
-        return list(response.get("Items", [])), response.get("LastEvaluatedKey")
+        items = list(response.get("Items", []))
+        if self.read_progress is not None and read.partition != REGISTRY_PK:  # records, not the registry
+            self.read_progress(len(items))
+        return items, response.get("LastEvaluatedKey")
 
     def _matching(self, items: Iterable[dict[str, Any]], query: UsageQuery) -> Iterator[LedgerRecord]:
         """Records of the items that match every filter and have not expired (DynamoDB deletes expired items

@@ -92,15 +92,7 @@ def render_console(report: DailyReport, *, width: int | None = None) -> str:
     else:
         summary = f"Total: ${format_amount(amount)} over {total.calls:,} calls."
     parts: list[Any] = [*head, summary, ""]
-    sections = (
-        ("By environment", "environment", report.by_environment),
-        ("By service (provider)", "provider", report.by_service),
-        ("Top operations", "operation_type", report.top_operations),
-        ("By model", "model", report.by_model),
-        ("By team", "team", report.by_team),
-        ("By job", "job_id", report.by_job),
-    )
-    for title, key, lines in sections:
+    for title, key, lines in report.sections():
         parts += [_lines(title, key, lines, total), ""]
     if report.budgets:
         parts += [_budgets(report), ""]

@@ -72,15 +72,7 @@ def render_markdown(report: DailyReport) -> str:
     else:
         out.append(f"**Total: ${format_amount(amount)}** over {total.calls:,} calls.")
     out.append("")
-    sections = (
-        ("By environment", "environment", report.by_environment),
-        ("By service (provider)", "provider", report.by_service),
-        ("Top operations", "operation_type", report.top_operations),
-        ("By model", "model", report.by_model),
-        ("By team", "team", report.by_team),
-        ("By job", "job_id", report.by_job),
-    )
-    for title, key, lines in sections:
+    for title, key, lines in report.sections():
         out += _lines(title, key, lines, total)
     out += _budgets(report) + _anomalies(report) + _savings(report) + _unknown(report)
     return "\n".join(out).rstrip("\n") + "\n"

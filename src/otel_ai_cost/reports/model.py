@@ -126,3 +126,14 @@ class DailyReport:
     unknown: Sequence[UnknownCost] = ()
     ledger: str = ""  # where the figures come from, as a person reads it (never a Python repr)
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def sections(self) -> tuple[tuple[str, str, Sequence[Line]], ...]:
+        """(title, the grouping's field, its lines) of each breakdown, in the order every renderer shows them."""
+        return (
+            ("By environment", "environment", self.by_environment),
+            ("By service (provider)", "provider", self.by_service),
+            ("Top operations", "operation_type", self.top_operations),
+            ("By model", "model", self.by_model),
+            ("By team", "team", self.by_team),
+            ("By job", "job_id", self.by_job),
+        )

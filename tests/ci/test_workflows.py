@@ -27,10 +27,10 @@ import pytest
 from actions_runner import JobResult, load, run_steps, runner_env, shim_directory
 from execution_files import github_env, write_execution_file
 
-from otel_ai_cost.ci.markdown import markdown_table
 from otel_ai_cost.ci.slack_summary import slack_message
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.sqlite_store import SQLiteStore
+from otel_ai_cost.reports.markdown_tables import markdown_table
 from otel_ai_cost.reports.tables import Column
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -41,7 +41,7 @@ from typing import Any
 
 from otel_ai_cost.budgets.check import STATUS_NO_DATA, STATUS_OK, BudgetStatus
 from otel_ai_cost.budgets.config import SEVERITY_EXCEEDED
-from otel_ai_cost.ci.markdown import code, escape, markdown_table
+from otel_ai_cost.reports.markdown_tables import code, escape, markdown_table
 from otel_ai_cost.reports.tables import Column
 
 __all__ = [

@@ -36,7 +36,6 @@ from otel_ai_cost.ci.claude_code import (
     ExecutionFileError,
     records_from_execution_file,
 )
-from otel_ai_cost.ci.markdown import code, escape, markdown_table
 from otel_ai_cost.ci.step_summary import append_step_summary
 from otel_ai_cost.cli.report import ledger_option, open_ledger
 from otel_ai_cost.ledger.open_store import configured_url
@@ -44,6 +43,7 @@ from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.report import format_amount
 from otel_ai_cost.ledger.store import EXACT_SUMS
 from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
+from otel_ai_cost.reports.markdown_tables import code, escape, markdown_table
 from otel_ai_cost.reports.tables import Column, render, table
 
 __all__ = ["claude_code"]

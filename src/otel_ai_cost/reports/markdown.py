@@ -9,49 +9,33 @@ markup): model and team names come from telemetry.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from otel_ai_cost.ledger.report import format_amount
 from otel_ai_cost.reports.anomalies import divide
 from otel_ai_cost.reports.console import ANOMALY_LABELS, REASONS, SAVING_BASIS, SAVING_LABELS, period_text, scope_text
 from otel_ai_cost.reports.daily import average_of, shown_amount
+from otel_ai_cost.reports.markdown_tables import escape, markdown_table
 from otel_ai_cost.reports.model import NONE, DailyReport, Line
-from otel_ai_cost.reports.tables import HEADERS, money_cells
+from otel_ai_cost.reports.tables import Column
 
 __all__ = ["render_markdown"]
-
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#~])")
-
-
-def _cell(text: object) -> str:
-    value = str(text).replace("\r", " ").replace("\n", " ")
-    return _SPECIAL.sub(r"\\\1", value)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
-    return out
 
 
 def _lines(title: str, key: str, lines: Sequence[Line], total: Line | None) -> list[str]:
     if not lines:
         return [f"**{title}**: no calls", ""]
-    shown = [*lines, *([total] if total is not None and len(lines) > 1 else [])]
-    bounds = [line.unknown_cost_calls > 0 for line in shown]
-    amounts = money_cells([shown_amount(line) for line in shown], bounds)
-    averages = money_cells([average_of(line) for line in shown])
-    rows = []
-    for index, line in enumerate(shown):
-        is_total = total is not None and index == len(lines)
-        name = "**total**" if is_total else _cell(line.shown_name)
-        rows.append([name, f"{line.calls:,}", amounts[index], averages[index], f"{line.unknown_cost_calls:,}"])
-    headers = [HEADERS.get(key, key), HEADERS["calls"], HEADERS["amount"], HEADERS["average"],
-               HEADERS["unknown_cost_calls"]]  # fmt: skip
-    return [f"**{title}**", "", *_table(headers, rows, [False, True, True, True, True]), ""]
+    columns = (Column(key), Column("calls", "count"), Column("amount", "money"), Column("average", "money"),
+               Column("unknown_cost_calls", "count"))  # fmt: skip
+
+    def row(line: Line, name: str) -> dict[str, Any]:
+        return {key: name, "calls": line.calls, "amount": shown_amount(line), "average": average_of(line),
+                "unknown_cost_calls": line.unknown_cost_calls}  # fmt: skip
+
+    rows = [row(line, line.name) for line in lines]
+    last = row(total, "total") if total is not None and len(lines) > 1 else None
+    return [f"**{title}**", "", markdown_table(columns, rows, total=last), ""]
 
 
 def render_markdown(report: DailyReport) -> str:
@@ -81,24 +65,28 @@ def render_markdown(report: DailyReport) -> str:
 def _budgets(report: DailyReport) -> list[str]:
     if not report.budgets:
         return []
-    limits = money_cells([burn.limit for burn in report.budgets])
-    spent = money_cells(
-        [burn.spent for burn in report.budgets], [burn.unknown_cost_calls > 0 for burn in report.budgets]
-    )
-    rows = []
-    for index, burn in enumerate(report.budgets):
-        ratio: Decimal | None = divide(burn.spent, burn.limit) if burn.limit > 0 else None
-        percent = "" if ratio is None else f"{ratio * 100:.1f}%"
-        rows.append([_cell(burn.name), burn.period, limits[index], spent[index], percent])
-    headers = ["budget", "period", HEADERS["limit"], HEADERS["spent"], HEADERS["percent"]]
-    return [f"**Budgets** (at {report.date})", "", *_table(headers, rows, [False, False, True, True, True]), ""]
+    columns = (Column("budget", header="budget"), Column("period", header="period"),
+               Column("limit", "money", lower_bound=False), Column("spent", "money"),
+               Column("percent", "percent"))  # fmt: skip
+    rows = [
+        {
+            "budget": burn.name,
+            "period": burn.period,
+            "limit": burn.limit,
+            "spent": burn.spent,
+            "percent": divide(burn.spent, burn.limit) if burn.limit > 0 else None,
+            "unknown_cost_calls": burn.unknown_cost_calls,
+        }
+        for burn in report.budgets
+    ]
+    return [f"**Budgets** (at {report.date})", "", markdown_table(columns, rows), ""]
 
 
 def _anomalies(report: DailyReport) -> list[str]:
     if not report.anomalies:
         return ["**Anomalies**: none (each day against its 7 trailing days)", ""]
     items = [
-        f"- {anomaly.day} **{ANOMALY_LABELS.get(anomaly.kind, anomaly.kind)}**: {_cell(anomaly.message)}"
+        f"- {anomaly.day} **{ANOMALY_LABELS.get(anomaly.kind, anomaly.kind)}**: {escape(anomaly.message)}"
         for anomaly in report.anomalies
     ]
     return ["**Anomalies**", "", *items, ""]
@@ -107,29 +95,27 @@ def _anomalies(report: DailyReport) -> list[str]:
 def _savings(report: DailyReport) -> list[str]:
     if not report.savings:
         return ["**Savings**: none found", ""]
-    amounts = money_cells([saving.amount for saving in report.savings])
+    columns = (Column("saving", header="saving"), Column("model"), Column("saved", "money", "saved USD", False),
+               Column("basis", header="basis"), Column("description", header="description"))  # fmt: skip
     rows = [
-        [
-            SAVING_LABELS.get(saving.kind, saving.kind),
-            _cell(saving.subject.get("model", "") or NONE),
-            amounts[index],
-            SAVING_BASIS.get(saving.kind, "estimate" if saving.estimate else "exact"),
-            _cell(saving.message),
-        ]
-        for index, saving in enumerate(report.savings)
+        {
+            "saving": SAVING_LABELS.get(saving.kind, saving.kind),
+            "model": saving.subject.get("model", ""),
+            "saved": saving.amount,
+            "basis": SAVING_BASIS.get(saving.kind, "estimate" if saving.estimate else "exact"),
+            "description": saving.message,
+        }
+        for saving in report.savings
     ]
-    headers = ["saving", "model", "saved USD", "basis", "description"]
     title = "**Savings** over the period (catalog prices; estimates compare prices only, they are not advice)"
-    return [title, "", *_table(headers, rows, [False, False, True, False, False]), ""]
+    return [title, "", markdown_table(columns, rows), ""]
 
 
 def _unknown(report: DailyReport) -> list[str]:
     if not report.unknown:
         return []
-    rows: list[list[Any]] = [
-        [_cell(item.provider), _cell(item.model or NONE), f"{item.calls:,}", REASONS.get(item.reason, item.reason)]
-        for item in report.unknown
-    ]
-    headers = ["provider", "model", HEADERS["calls"], "reason"]
+    columns = (Column("provider"), Column("model"), Column("calls", "count"), Column("reason", header="reason"))
+    rows = [{"provider": item.provider, "model": item.model, "calls": item.calls,
+             "reason": REASONS.get(item.reason, item.reason)} for item in report.unknown]  # fmt: skip
     title = "**Cost unknown** (never counted as $0: the totals above are lower bounds)"
-    return [title, "", *_table(headers, rows, [False, False, True, False]), ""]
+    return [title, "", markdown_table(columns, rows), ""]

@@ -1,5 +1,6 @@
-"""Markdown tables for the GitHub job summary, in the console tables' words (`reports.tables`): the same headers,
-money exact and padded to one precision per column (`money_cells`), `(none)` for an empty attribution, a bold total.
+"""Markdown tables (GitHub job summaries, the daily report, pull request comments), in the console tables' words
+(`reports.tables`): the same headers, money exact and padded to one precision per column (`money_cells`), `(none)`
+for an empty attribution, a bold total.
 
 Cells are escaped: a model name or budget id read from a file cannot break the table or inject markup (`|`, `<`,
 `>`, backticks, `*`, `_`, `[`, `]` and line breaks are neutralized).

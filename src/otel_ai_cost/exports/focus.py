@@ -1,7 +1,7 @@
 """The tracked and the billed cost as a FinOps FOCUS 1.2 cost-and-usage dataset: `otel-ai-cost export focus`.
 
 ```python
-from otel_ai_cost.exports import focus_dataset, read_ledger, write_focus
+from otel_ai_cost.exports.focus import focus_dataset, read_ledger, write_focus
 
 tracked, billed = read_ledger(store, date(2026, 1, 1), date(2026, 1, 31))
 dataset = focus_dataset(tracked, billed, start_day=date(2026, 1, 1), end_day=date(2026, 1, 31))

@@ -35,7 +35,7 @@ SAVING_LABELS: Mapping[str, str] = {
 }
 SAVING_BASIS: Mapping[str, str] = {"batch_tier": "exact", "prompt_cache": "at most", "cheaper_model": "estimate"}
 REASONS: Mapping[str, str] = {REASON_UNPRICED: "no price", "partial_or_no_usage": "partial stream or no usage"}
-_LINE_COLUMNS = (Column("calls", "count"), Column("amount", "money"), Column("average", "money"),
+_LINE_COLUMNS = (Column("calls", "count"), Column("amount", "money"), Column("average", "money", lower_bound=False),
                  Column("unknown_cost_calls", "count"))  # fmt: skip
 
 
@@ -100,8 +100,20 @@ def render_console(report: DailyReport, *, width: int | None = None) -> str:
     return render(*parts, width=width)
 
 
-def _budgets(report: DailyReport) -> Any:
-    rows = [
+# The budgets table, the same in the console and in Markdown. A limit is never a sum of calls: never a lower bound.
+BUDGET_COLUMNS = (
+    Column("budget", header="budget"),
+    Column("period", header="period"),
+    Column("limit", "money", lower_bound=False),
+    Column("spent", "money"),
+    Column("percent", "percent"),
+    Column("unknown_cost_calls", "count"),
+)
+
+
+def budget_rows(report: DailyReport) -> list[dict[str, Any]]:
+    """One row per budget of the report, keyed by `BUDGET_COLUMNS`."""
+    return [
         {
             "budget": burn.name,
             "period": burn.period,
@@ -112,15 +124,10 @@ def _budgets(report: DailyReport) -> Any:
         }
         for burn in report.budgets
     ]
-    columns = [
-        Column("budget", header="budget"),
-        Column("period", header="period"),
-        Column("limit", "money"),
-        Column("spent", "money"),
-        Column("percent", "percent"),
-        Column("unknown_cost_calls", "count"),
-    ]
-    return table(columns, rows, title=f"Budgets (at {report.date})")
+
+
+def _budgets(report: DailyReport) -> Any:
+    return table(BUDGET_COLUMNS, budget_rows(report), title=f"Budgets (at {report.date})")
 
 
 def _anomalies(report: DailyReport) -> Any:

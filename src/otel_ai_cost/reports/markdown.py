@@ -13,8 +13,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from otel_ai_cost.ledger.report import format_amount
-from otel_ai_cost.reports.anomalies import divide
-from otel_ai_cost.reports.console import ANOMALY_LABELS, REASONS, SAVING_BASIS, SAVING_LABELS, period_text, scope_text
+from otel_ai_cost.reports.console import (
+    ANOMALY_LABELS,
+    BUDGET_COLUMNS,
+    REASONS,
+    SAVING_BASIS,
+    SAVING_LABELS,
+    budget_rows,
+    period_text,
+    scope_text,
+)
 from otel_ai_cost.reports.daily import average_of, shown_amount
 from otel_ai_cost.reports.markdown_tables import escape, markdown_table
 from otel_ai_cost.reports.model import NONE, DailyReport, Line
@@ -26,8 +34,8 @@ __all__ = ["render_markdown"]
 def _lines(title: str, key: str, lines: Sequence[Line], total: Line | None) -> list[str]:
     if not lines:
         return [f"**{title}**: no calls", ""]
-    columns = (Column(key), Column("calls", "count"), Column("amount", "money"), Column("average", "money"),
-               Column("unknown_cost_calls", "count"))  # fmt: skip
+    columns = (Column(key), Column("calls", "count"), Column("amount", "money"),
+               Column("average", "money", lower_bound=False), Column("unknown_cost_calls", "count"))  # fmt: skip
 
     def row(line: Line, name: str) -> dict[str, Any]:
         return {key: name, "calls": line.calls, "amount": shown_amount(line), "average": average_of(line),
@@ -65,21 +73,7 @@ def render_markdown(report: DailyReport) -> str:
 def _budgets(report: DailyReport) -> list[str]:
     if not report.budgets:
         return []
-    columns = (Column("budget", header="budget"), Column("period", header="period"),
-               Column("limit", "money", lower_bound=False), Column("spent", "money"),
-               Column("percent", "percent"))  # fmt: skip
-    rows = [
-        {
-            "budget": burn.name,
-            "period": burn.period,
-            "limit": burn.limit,
-            "spent": burn.spent,
-            "percent": divide(burn.spent, burn.limit) if burn.limit > 0 else None,
-            "unknown_cost_calls": burn.unknown_cost_calls,
-        }
-        for burn in report.budgets
-    ]
-    return [f"**Budgets** (at {report.date})", "", markdown_table(columns, rows), ""]
+    return [f"**Budgets** (at {report.date})", "", markdown_table(BUDGET_COLUMNS, budget_rows(report)), ""]
 
 
 def _anomalies(report: DailyReport) -> list[str]:

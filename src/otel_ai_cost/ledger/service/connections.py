@@ -117,6 +117,10 @@ class ConnectionTable:
         }
         timeout = deadlines[phase]
         with self._lock:
+            if phase is Phase.WAITING and first_request and connection.phase is Phase.WAITING:
+                # Admitted at accept: its wait (the eviction order) and its head deadline started then, not when its
+                # handler thread happened to be scheduled.
+                return
             if phase is Phase.HEAD and connection.phase is Phase.WAITING and first_request:
                 timeout = max(0.0, (connection.deadline or now) - now)  # the head's clock started at accept
             connection.phase, connection.since = phase, now

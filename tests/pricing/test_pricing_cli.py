@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pricing_helpers import SHIPPED_VERSION
 
 from otel_ai_cost.cli.prices import prices
 from otel_ai_cost.contract import Env
@@ -25,7 +26,7 @@ def test_show_rates_source_window_and_version(runner: CliRunner) -> None:
     assert "  matched:   claude-sonnet-4-0" in lines
     assert "  source:    catalog" in lines  # the long-context tier comes from our catalog
     assert "  in force:  2025-08-12T00:00:00+00:00 -> (until further notice)" in lines
-    assert "  version:   genai-prices-0.2.3+catalog-2026-11-22.2" in lines
+    assert f"  version:   {SHIPPED_VERSION}" in lines
     assert "    input                      3" in lines
     assert "    cache_write_1h             6" in lines
     assert "    web_search                10" in lines  # per 1K calls
@@ -100,7 +101,7 @@ def test_cost_json_with_cache_and_tier(runner: CliRunner) -> None:
         "output": "0.015",
         "web_search": "0.01",
     }
-    assert data["version"] == "genai-prices-0.2.3+catalog-2026-11-22.2"
+    assert data["version"] == SHIPPED_VERSION
 
 
 def test_cost_rejects_cache_counts_outside_the_input_total(runner: CliRunner) -> None:

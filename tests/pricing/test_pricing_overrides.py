@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pricing_helpers import NOW, assert_consistent, d
+from pricing_helpers import NOW, SHIPPED_VERSION, assert_consistent, d
 
 from otel_ai_cost.contract import Env, PricingStatus
 from otel_ai_cost.pricing.catalog import default_catalog, load_catalog, reset_default_catalog
@@ -29,12 +29,12 @@ def test_override_patches_one_rate_and_keeps_the_rest(price_file: WriteFile) -> 
     price = catalog.resolve("openai", "gpt-4o-mini", at=NOW)
     assert price is not None and price.source == "override"
     sha = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    assert quote.version == f"genai-prices-0.2.3+catalog-2026-11-22.2+overrides-{sha}"
+    assert quote.version == f"{SHIPPED_VERSION}+overrides-{sha}"
     assert catalog.version == quote.version
 
 
 def test_shipped_catalog_version() -> None:
-    assert load_catalog().version == "genai-prices-0.2.3+catalog-2026-11-22.2"
+    assert load_catalog().version == SHIPPED_VERSION
 
 
 def test_custom_model_full_price_and_per_request_sku(price_file: WriteFile) -> None:
@@ -160,6 +160,6 @@ def test_default_catalog_ignores_a_bad_env_file_loudly(
     monkeypatch.setenv(Env.PRICES_FILE, str(path))
     caplog.set_level(logging.ERROR, logger="otel_ai_cost.pricing")
     catalog = default_catalog()
-    assert catalog.version == "genai-prices-0.2.3+catalog-2026-11-22.2"
+    assert catalog.version == SHIPPED_VERSION
     assert any(f"{path}:2: models[0].prices.input" in r.getMessage() for r in caplog.records)
     assert catalog.quote("openai", "gpt-4o-mini", GPT_4O_MINI_USAGE, at=NOW).status is PricingStatus.PRICED

@@ -136,6 +136,18 @@ def attach_ledger(
         return tracer_provider
 
 
+def ledger_queue(tracer_provider: TracerProvider | None = None) -> LedgerBatchSpanProcessor | None:
+    """The ledger processor `attach_ledger` gave the effective provider (None: no ledger). A recorder that takes
+    it hands it each call's record directly (`emit_record`); from then on the processor reads no span of ours."""
+    effective: Any = tracer_provider or trace.get_tracer_provider()
+    with _wiring:
+        attached = _attached.get(effective)
+    if attached is None:
+        return None
+    attached.processor.take_records()
+    return attached.processor
+
+
 def detach_ledger(owner: str) -> None:
     """`owner` no longer needs the ledger; when no owner is left, its exporter is flushed and becomes inert (the
     SDK cannot remove a span processor). Never raises."""

@@ -21,6 +21,12 @@ shutdown), and at most once every `drop_log_interval_s` (10 s) during a long ove
 are never touched: its own processors see them as before. `force_flush()` also retries the exporter's buffered
 records (the SDK's only drains its queue).
 
+**Our calls arrive as records.** When `instrument()` (or an instrumentor) wires the processor, each call's recorder
+builds the call's record from its typed values (`from_call.py`) and queues it with `emit_record()`, into the same
+queue, with the same bounds and drop accounting; the processor then skips our own spans (`take_records()`). So a
+call costs the ledger one record, not a span re-read, and a call the tracer's sampler dropped is still recorded
+(it still cost money). Hand-wired, the processor reads cost spans as above.
+
 **Nothing is lost silently.** The SDK's `BatchSpanProcessor` drops a batch whose export failed, so when the store
 is unavailable the exporter answers `FAILURE` *and* keeps the batch's records in a bounded in-memory retry buffer
 (`max_buffered` records). They are written with a later export, on `force_flush()`, and at `shutdown()`; writes
@@ -210,8 +216,9 @@ class LedgerSpanExporter(SpanExporter):
         with self._counts_lock:
             self._lost += count
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Writes the records of the cost spans (and any earlier failed records); FAILURE if some are still
+    def export(self, spans: Sequence[ReadableSpan | LedgerRecord]) -> SpanExportResult:
+        """Writes the records of the cost spans, and the records handed over as they are (and any earlier failed
+        records); FAILURE if some are still
         waiting (the store is unavailable), kept for the next attempt."""
         records = self._records(spans)
         with self._lock:
@@ -272,9 +279,12 @@ class LedgerSpanExporter(SpanExporter):
 
     # -- internals ----------------------------------------------------------------------------------------
 
-    def _records(self, spans: Sequence[ReadableSpan]) -> list[LedgerRecord]:
+    def _records(self, spans: Sequence[ReadableSpan | LedgerRecord]) -> list[LedgerRecord]:
         records = []
         for span in spans:
+            if type(span) is LedgerRecord:  # handed over by a recorder (`emit_record`): checked by the store
+                records.append(span)
+                continue
             try:
                 record = record_from_span(span)
             except InvalidSpan as exc:
@@ -472,9 +482,27 @@ class LedgerBatchSpanProcessor(BatchSpanProcessor):
         self._drops_logged_at = -math.inf
         self._dropped_after_shutdown = 0
         self._sdk_queue, self._max_queue_size = _sdk_queue(self._batch_processor)
+        self._records_direct = False  # see take_records
+
+    def take_records(self) -> None:
+        """Our recorders hand this processor their calls' records (`emit_record`), built from the calls' typed
+        values: from now on it skips the spans of our instrumentation scope (they would be the same calls)."""
+        self._records_direct = True
+
+    def emit_record(self, record: LedgerRecord) -> None:
+        """Queues one call's record, as `on_end` queues a cost span (same queue, bounds and drop accounting). It
+        runs at the end of the host's call: never raises."""
+        try:
+            if not self.ledger_exporter.paused:
+                self._enqueue(record)
+        except Exception as exc:
+            _report_internal_error("ledger.emit_record", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
+            if self._records_direct and span.instrumentation_scope is not None:
+                if span.instrumentation_scope.name == INSTRUMENTATION_SCOPE:
+                    return  # its record came through emit_record
             if not is_cost_span(span.attributes or {}) or self.ledger_exporter.paused:
                 return  # not ours: never takes a place in the queue
             if not (span.context and span.context.trace_flags.sampled):
@@ -492,7 +520,7 @@ class LedgerBatchSpanProcessor(BatchSpanProcessor):
         self._log_drops(force=True)
         super().shutdown()
 
-    def _enqueue(self, span: ReadableSpan) -> None:
+    def _enqueue(self, item: ReadableSpan | LedgerRecord) -> None:
         with self._emit_lock:
             if getattr(self._batch_processor, "_shutdown", False):
                 self.ledger_exporter.count_lost(1)
@@ -508,7 +536,7 @@ class LedgerBatchSpanProcessor(BatchSpanProcessor):
                 self._unlogged_drops += 1
                 burst_ended = False
             else:  # the worker only takes from the queue, and emitters take turns: this span is not dropped
-                self._batch_processor.emit(span)
+                self._batch_processor.emit(item)
                 burst_ended = True
             if not self._unlogged_drops:
                 return

@@ -25,6 +25,7 @@ from otel_ai_cost.contract import (
     Resource,
 )
 from otel_ai_cost.ledger import limits
+from otel_ai_cost.ledger.from_call import resource_fields
 from otel_ai_cost.ledger.record import LedgerRecord
 
 
@@ -109,6 +110,8 @@ def _build(
         for key, value in attributes.items()
         if key.startswith(Attribution.TAG_PREFIX)
     }
+    context = resource_fields(resource, attributes)  # the span's own attributes win over its resource's
+    context[Record.TAGS] = tags
     return LedgerRecord(
         trace_id=trace_id.lower(),
         span_id=span_id.lower(),
@@ -116,13 +119,10 @@ def _build(
         timestamp=datetime.fromtimestamp(start_time_ns // 1_000_000_000, tz=timezone.utc).replace(
             microsecond=(start_time_ns // 1000) % 1_000_000
         ),
-        environment=text(Resource.DEPLOYMENT_ENVIRONMENT_NAME, "development"),
-        service=text(Resource.SERVICE_NAME, "unknown_service"),
         provider=text(GenAI.PROVIDER_NAME),
         request_model=text(GenAI.REQUEST_MODEL),
         response_model=text(GenAI.RESPONSE_MODEL),
         operation=text(GenAI.OPERATION_NAME),
-        operation_type=text(Attribution.OPERATION_TYPE),
         input_tokens=count(GenAI.USAGE_INPUT_TOKENS),
         output_tokens=count(GenAI.USAGE_OUTPUT_TOKENS),
         cache_read_input_tokens=count(GenAI.USAGE_CACHE_READ_INPUT_TOKENS),
@@ -140,19 +140,7 @@ def _build(
         duration_ms=max(0, end_time_ns - start_time_ns) / 1e6,
         outcome=outcome.value,
         error_type=error_type,
-        job_id=text(Attribution.JOB_ID),
-        batch_id=text(Attribution.BATCH_ID),
-        team=text(Attribution.TEAM),
-        user_id=text(Attribution.USER_ID),
-        tags=tags,
-        cicd_pipeline_name=text(Resource.CICD_PIPELINE_NAME),
-        cicd_run_id=text(Resource.CICD_PIPELINE_RUN_ID),
-        cicd_run_url=text(Resource.CICD_PIPELINE_RUN_URL_FULL),
-        cicd_task_name=text(Resource.CICD_PIPELINE_TASK_NAME),
-        vcs_repository_url=text(Resource.VCS_REPOSITORY_URL_FULL),
-        vcs_revision=text(Resource.VCS_REF_HEAD_REVISION),
-        vcs_ref_name=text(Resource.VCS_REF_HEAD_NAME),
-        vcs_change_id=text(Resource.VCS_CHANGE_ID),
+        **context,
     )
 
 

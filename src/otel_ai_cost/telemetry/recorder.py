@@ -39,6 +39,7 @@ from otel_ai_cost.contract import (
     Resource,
     Server,
 )
+from otel_ai_cost.ledger.from_call import call_record, resource_fields
 from otel_ai_cost.pricing.aliases import model_aliases
 from otel_ai_cost.pricing.catalog import PriceCatalog, default_catalog
 from otel_ai_cost.pricing.quote import Quote
@@ -79,6 +80,10 @@ class Recorder:
         self.span_fallback_attributes: dict[str, AttributeValue] = {
             k: v for k, v in detected.items() if _resource_attribute(tracer_provider, k) is None
         }
+        # The in-process ledger's queue, when `attach_ledger` gave this provider one: each call hands it a record
+        # built from the call's typed values (`ledger/from_call.py`) instead of the ledger re-reading the span.
+        self.ledger = _ledger_queue(tracer_provider)
+        self.record_fields = resource_fields(_resource_attributes(tracer_provider), self.span_fallback_attributes)
 
     def metric_labels(self, point: CallPoint) -> Labels:
         """The allow-listed labels of a finished call (computed when metrics are drained, not on the hot path)."""
@@ -112,11 +117,20 @@ class Recorder:
         return Call(self, provider, operation, request_model, server_address, server_port, stream, request_attributes)
 
 
-def _resource_attribute(tracer_provider: TracerProvider | None, key: str) -> Any:
+def _resource_attributes(tracer_provider: TracerProvider | None) -> Mapping[str, Any]:
     provider = tracer_provider or trace.get_tracer_provider()
     resource = getattr(provider, "resource", None)
-    attributes = getattr(resource, "attributes", None) or {}
-    return attributes.get(key)
+    return getattr(resource, "attributes", None) or {}
+
+
+def _resource_attribute(tracer_provider: TracerProvider | None, key: str) -> Any:
+    return _resource_attributes(tracer_provider).get(key)
+
+
+def _ledger_queue(tracer_provider: TracerProvider | None) -> Any:
+    from otel_ai_cost.instrument_api import ledger_queue  # lazy: instrument_api imports the instrumentors
+
+    return ledger_queue(tracer_provider)
 
 
 class Call:
@@ -274,6 +288,9 @@ class Call:
             attributes.update(extra_attributes)
 
         amount: Decimal | None = None
+        computed: Decimal | None = None
+        source = CostSource.LOCAL.value
+        version = tier = ""
         if usage is None:
             status = PricingStatus.NO_USAGE.value
         elif usage.malformed is not None:
@@ -283,7 +300,7 @@ class Call:
             status = PricingStatus.UNPRICED.value
             attributes[Cost.PRICING_REASON] = PricingReason.MALFORMED_USAGE.value
             if provider_cost is not None:
-                amount, status = provider_cost, PricingStatus.PRICED.value
+                amount, status, source = provider_cost, PricingStatus.PRICED.value, CostSource.PROVIDER.value
                 del attributes[Cost.PRICING_REASON]
                 attributes[Cost.AMOUNT] = format(amount, "f")
                 attributes[Cost.CURRENCY] = CURRENCY
@@ -322,17 +339,17 @@ class Call:
             status = quote.status.value
             if reason is not None:
                 attributes[Cost.PRICING_REASON] = reason
-            attributes[Cost.PRICING_VERSION] = quote.version
+            attributes[Cost.PRICING_VERSION] = version = quote.version
             components = quote.components
             if "web_search" in components:
                 attributes[Cost.FEE_WEB_SEARCH_AMOUNT] = format(components["web_search"], "f")
             if "request" in components:
                 attributes[Cost.FEE_REQUEST_AMOUNT] = format(components["request"], "f")
-            attributes[Cost.PRICING_TIER] = quote.tier
+            attributes[Cost.PRICING_TIER] = tier = quote.tier
             amount = quote.amount
-            source = CostSource.LOCAL.value
             if provider_cost is not None:
                 if amount is not None:
+                    computed = amount
                     attributes[Cost.COMPUTED_AMOUNT] = format(amount, "f")
                 amount, source = provider_cost, CostSource.PROVIDER.value
                 status = PricingStatus.PRICED.value
@@ -353,11 +370,17 @@ class Call:
         else:
             outcome = Outcome.PARTIAL.value if partial else Outcome.SUCCESS.value
         span.set_attributes(attributes)
-        span.end()
+        end_ns = time.time_ns()
+        span.end(end_time=end_ns)
+        recorder = self._recorder
+        if recorder.ledger is not None:
+            self._record(
+                end_ns, usage, response_model, amount, computed, source, status, version, tier, error_type, partial
+            )
 
-        self._recorder.metrics.record(
+        recorder.metrics.record(
             CallPoint(
-                self._recorder.metric_labels,
+                recorder.metric_labels,
                 self.provider,
                 self.request_model or "",
                 self.operation,
@@ -371,6 +394,50 @@ class Call:
                 usage if usage is None or usage.malformed is None else None,  # unknown counts are not counted
             )
         )
+
+    def _record(
+        self,
+        end_ns: int,
+        usage: Usage | None,
+        response_model: str | None,
+        amount: Decimal | None,
+        computed: Decimal | None,
+        source: str,
+        status: str,
+        version: str,
+        tier: str,
+        error_type: str | None,
+        partial: bool,
+    ) -> None:
+        """Hands the call's ledger record, built from these typed values, to the ledger's queue. Never raises."""
+        try:
+            recorder = self._recorder
+            context = self.span.get_span_context()
+            recorder.ledger.emit_record(  # type: ignore[union-attr]
+                call_record(
+                    trace_id=context.trace_id,
+                    span_id=context.span_id,
+                    start_time_ns=self._started_at,
+                    end_time_ns=end_ns,
+                    resource=recorder.record_fields,
+                    attribution=self._attribution,
+                    provider=self.provider,
+                    operation=self.operation,
+                    request_model=self.request_model or "",
+                    response_model=response_model or "",
+                    usage=usage if usage is None or usage.malformed is None else None,
+                    amount=amount,
+                    computed_amount=computed,
+                    cost_source=source,
+                    pricing_status=status,
+                    pricing_version=version,
+                    pricing_tier=tier,
+                    error_type=error_type or "",
+                    partial=partial,
+                )
+            )
+        except Exception as exc:
+            report_internal_error("recorder.ledger", exc)
 
     def _quote(
         self, usage: Usage, response_model: str | None, service_tier: str | None, region: str | None

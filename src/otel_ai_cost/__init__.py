@@ -9,6 +9,8 @@ with otel_ai_cost.ai_usage_context(operation_type="batch_processing", job_id="jo
 @otel_ai_cost.track_request("google_places", "place_details")  # per-request APIs without an SDK of their own
 def place_details(place_id): ...
 
+otel_ai_cost.flush(timeout_s=5)  # before a process is frozen or killed; AWS Lambda: otel_ai_cost.aws_lambda.traced
+
 PYTEST_DONT_REWRITE: pytest rewrites the asserts of a package that ships a plugin (ours: `pytest --ai-cost`), and
 warns when it was imported first (`opentelemetry-instrument pytest`); this package holds no tests to rewrite.
 """
@@ -19,7 +21,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "ai_usage_context", "instrument", "track_request", "uninstrument"]
+__all__ = ["__version__", "ai_usage_context", "aws_lambda", "flush", "instrument", "track_request", "uninstrument"]
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +34,14 @@ def __getattr__(name: str) -> Any:
         from otel_ai_cost.instrumentation.per_request import track_request
 
         return track_request
+    if name == "flush":
+        from otel_ai_cost.flushing import flush
+
+        return flush
+    if name == "aws_lambda":
+        import importlib
+
+        return importlib.import_module("otel_ai_cost.aws_lambda")
     if name in ("instrument", "uninstrument"):
         from otel_ai_cost import instrument_api
 

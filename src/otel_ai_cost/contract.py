@@ -67,10 +67,26 @@ class Resource:
     VCS_CHANGE_ID = "vcs.change.id"
 
 
+# The legacy tracker's operation names (`AIUsageMetric.operation`) -> ours: the importer maps them, and `/ai_usage`
+# accepts them as filters, so the seeds' API clients keep asking the way they did.
+LEGACY_OPERATIONS: dict[str, str] = {"completion": "chat", "embedding": "embeddings"}
+
+
+class Faas:
+    """FaaS semconv attributes, set by `otel_ai_cost.aws_lambda.traced` (the resource's, and one per span)."""
+
+    INVOCATION_ID = "faas.invocation_id"  # on our spans only: an id, never a metric label nor a ledger field
+    NAME = "faas.name"
+    VERSION = "faas.version"
+    INSTANCE = "faas.instance"
+
+
 class Cloud:
     """Cloud semconv attributes."""
 
     REGION = "cloud.region"  # the region serving the call (Bedrock prices per region)
+    PROVIDER = "cloud.provider"
+    PLATFORM = "cloud.platform"
 
 
 class Cost:
@@ -197,6 +213,7 @@ METRIC_LABEL_OTHER = "other"
 # Never allowed on a metric, whatever the allow-list says.
 METRIC_LABELS_FORBIDDEN: frozenset[str] = frozenset(
     {
+        Faas.INVOCATION_ID,
         Attribution.JOB_ID,
         Attribution.BATCH_ID,
         Attribution.USER_ID,
@@ -337,6 +354,7 @@ METRICS: tuple[MetricSpec, ...] = (
 class Env:
     """Environment variables the package reads."""
 
+    API_ENVIRONMENTS = "OTEL_AI_COST_API_ENVIRONMENTS"  # the /ai_usage Lambda's read scope (comma list or *)
     PRICES_FILE = "OTEL_AI_COST_PRICES_FILE"  # YAML overrides merged over the shipped catalog
     METRIC_LABELS = "OTEL_AI_COST_METRIC_LABELS"  # comma list replacing METRIC_LABELS_DEFAULT
     METRIC_LABEL_LIMIT = "OTEL_AI_COST_METRIC_LABEL_LIMIT"  # distinct values kept per label (then `other`)
@@ -407,6 +425,7 @@ class RecordSource(str, Enum):
     SPAN = "span"  # derived from a GenAI span
     MANUAL = "manual"  # `otel-ai-cost record`
     IMPORT = "import"  # `otel-ai-cost import usage.jsonl`
+    LEGACY_IMPORT = "legacy_import"  # `otel-ai-cost import legacy-dynamodb`: the legacy tracker's history
 
 
 RECORD_SCHEMA_VERSION = 1

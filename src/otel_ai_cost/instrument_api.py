@@ -53,7 +53,11 @@ def instrument(
     Every call is also recorded in the usage ledger (`OTEL_AI_COST_LEDGER`; by default a SQLite file under
     `~/.local/share/otel-ai-cost/`; `none` turns it off): see `attach_ledger`. When no SDK tracer provider is
     set at all, one is created and set as the global provider, so `otel_ai_cost.instrument()` alone is enough.
+    `otel_ai_cost.flush()` flushes the providers given here too.
     """
+    from otel_ai_cost.flushing import remember_providers
+
+    remember_providers(tracer_provider, meter_provider)
     available = []
     for cls in _INSTRUMENTORS:
         try:
@@ -165,6 +169,13 @@ def detach_ledger(owner: str) -> None:
         attached.exporter.pause()
     except Exception:
         logger.warning("otel-ai-cost: detaching the usage ledger failed", exc_info=True)
+
+
+def ledger_attachments() -> list[tuple[Any, LedgerBatchSpanProcessor]]:
+    """(SDK tracer provider, its ledger span processor) for every provider `attach_ledger` wired (what
+    `otel_ai_cost.flush()` flushes first), paused ones (`detach_ledger`) included: their buffered records count."""
+    with _wiring:
+        return [(provider, attached.processor) for provider, attached in list(_attached.items())]
 
 
 def _attach(

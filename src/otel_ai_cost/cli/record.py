@@ -44,6 +44,7 @@ __all__ = ["LAZY_IMPORT_SUBCOMMANDS", "FileOrSubcommand", "import_usage", "recor
 # `import` subcommands of other modules: name -> (module, command attribute), loaded when used or listed.
 LAZY_IMPORT_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "claude-code": ("otel_ai_cost.cli.import_claude_code", "claude_code"),
+    "legacy-dynamodb": ("otel_ai_cost.cli.import_legacy", "legacy_dynamodb"),
 }
 
 

@@ -306,7 +306,7 @@ def check_record(record: Any) -> None:
 _TEXTS_OF = attrgetter(*TEXT_LIMITS)
 _COUNTS_OF = attrgetter(*COUNT_LIMITS)
 _CHOSEN_OF = attrgetter(*_CHOICES)
-_VALID_CHOICES = frozenset(itertools.product(*_CHOICES.values()))  # 3 x 3 x 3 x 1 combinations
+_VALID_CHOICES = frozenset(itertools.product(*_CHOICES.values()))  # every valid combination, precomputed
 _SPAN_SOURCE = RecordSource.SPAN.value
 _COST_SOURCES = tuple(s.value for s in CostSource)
 

@@ -208,6 +208,8 @@ def render() -> str:
         f"| `{c.Env.LEDGER_TOKEN}` | bearer token the ledger service requires (`otel-ai-cost ledger serve`) |",
         f"| `{c.Env.BUDGETS}` | the budgets file of `otel-ai-cost budgets check`/`render` when `--budgets` is not "
         "given (default: `config/budgets.yaml` in the working directory or the nearest directory above) |",
+        f"| `{c.Env.API_ENVIRONMENTS}` | the environments the `/ai_usage` Lambda (`otel_ai_cost.api.lambda_handler`) "
+        "may read: a comma list, or `*` (unset: every environment) |",
         "",
     ]
     return "\n".join(out)

@@ -583,7 +583,7 @@ class _Handler(BaseHTTPRequestHandler):
             logger.error("usage query failed", exc_info=True)
             self._reply(500, _json({"error": f"query failed: {type(error).__name__}"}), _JSON)
             return
-        self._reply(200, _json(document), _JSON)
+        self._reply(200, usage_api.to_json(document), _JSON)
 
     # --- answers --------------------------------------------------------------------------------------------------
     def _reply(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:

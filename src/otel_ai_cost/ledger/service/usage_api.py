@@ -6,11 +6,14 @@ Its `service` is the record's `service` (the OTel `service.name`).
 
 `/ai_usage` answers the legacy tracker's query (`?start_date=&end_date=&service=openai&operation=&aggregation=day,
 service`) in the legacy shape (`summary.total_cost_usd`, `aggregations.by_day`, ...): there `service` means the
-provider (`openai`, `anthropic`, ...), as in the seeds and `usage.jsonl`.
+provider (`openai`, `anthropic`, ...), as in the seeds and `usage.jsonl`. Its amounts are JSON numbers, as the
+legacy answer's, written from their exact decimal text (`to_json`); the ledger service and the AWS Lambda handler
+(`otel_ai_cost.api`) both answer it with `parse_ai_usage`, `answer` and `to_json`.
 
-Amounts are exact decimal strings. Calls of unknown cost (`otel_ai_cost.ledger.unknown_cost`: unpriced calls, streams
-closed before their usage arrived, answers without usage) are counted in `unknown_cost_calls` on every row, group
-and summary, never summed as $0: where that count is non-zero, a `note` says the amount is a lower bound.
+`/v1/usage` amounts are exact decimal strings. Calls of unknown cost (`otel_ai_cost.ledger.unknown_cost`: unpriced
+calls, streams closed before their usage arrived, answers without usage) are counted in `unknown_cost_calls` on
+every row, group and summary, never summed as $0: where that count is non-zero, a `note` says the amount is a lower
+bound (on `/ai_usage` too, where every call is still counted in `api_calls`).
 
 `/v1/usage?aggregation=day,provider&billed=true&start_date=&end_date=` adds, beside the tracked aggregation, the
 billed side of the same days (`billed`): per UTC day and provider, what the provider billed (the stored billed lines
@@ -39,19 +42,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from otel_ai_cost.contract import CURRENCY, PricingStatus
+from otel_ai_cost.contract import CURRENCY, LEGACY_OPERATIONS, PricingStatus
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
 from otel_ai_cost.ledger.store import EXACT_SUMS, GROUP_BY_FIELDS, AggregateRow, BilledQuery, UsageQuery, sum_rows
 from otel_ai_cost.ledger.unknown_cost import is_cost_unknown
 from otel_ai_cost.reconcile.billed import BilledLine
 from otel_ai_cost.reconcile.runs import ReconciledDay
-from otel_ai_cost.reports.anomalies import BASELINE_DAYS, DEFAULT_FACTOR
+from otel_ai_cost.reports.anomalies import BASELINE_DAYS, DEFAULT_FACTOR, divide
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -447,17 +451,21 @@ def _echo(request: UsageRequest) -> dict[str, Any]:
     return out
 
 
-# --- GET /ai_usage: the seeds' route ------------------------------------------------------------------------------
+# --- GET /ai_usage: the legacy tracker's route ---------------------------------------------------------------------
+# Served by the ledger service (`app.py`) and by the AWS Lambda handler (`otel_ai_cost.api`): one parser, one
+# aggregation, one encoder, two transports.
 AI_USAGE_LEVELS = ("day", "service", "model", "operation", "hour")
 AI_USAGE_PARAMETERS = frozenset({"start_date", "end_date", "service", "operation", "aggregation", "environment"})
-AI_USAGE_DEFAULT_DAYS = 30  # without start_date: the last 30 days, as the legacy endpoint
-_AVERAGE_PLACES = Decimal("1e-12")  # averages are a division: rounded half-even to 12 decimal places
+AI_USAGE_DEFAULT_DAYS = 30  # without start_date: from 30 days before today, as the legacy endpoint
+_TOKEN_AVERAGE_PLACES = Decimal("0.01")  # average_tokens_per_call: 2 places, as the legacy endpoint rounds it
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)  # YYYY-MM-DD only (fromisoformat takes more)
 _ROLLUP = ("day", "provider", "model", "operation")  # one store aggregate answers every level but the hour
+# A legacy client's `operation=completion` still finds its calls: `contract.LEGACY_OPERATIONS`, as the importer maps.
 
 
 @dataclass(frozen=True)
 class AiUsageRequest:
-    query: UsageQuery  # the seeds' `service` is the provider filter here
+    query: UsageQuery  # the legacy `service` is the provider filter here
     operation: str | None
     levels: tuple[str, ...]
     start: date
@@ -465,35 +473,69 @@ class AiUsageRequest:
 
 
 def parse_ai_usage(params: Mapping[str, Sequence[str]], today: date) -> AiUsageRequest:
-    """Validates the seeds' query string (`service` = provider). Raises BadParameter."""
+    """Validates the legacy query string (as `urllib.parse.parse_qs` gives it; `service` = provider) for the UTC
+    day `today`. Raises BadParameter.
+
+    As the legacy endpoint: `start_date` defaults to 30 days before today and `end_date` to today, whether or
+    not the other is given; an empty `service` or `operation` means every one; `aggregation` is a comma list
+    (default `day`), and may be repeated (API Gateway's HTTP API joins repeats with commas:
+    `aggregation=day&aggregation=model` is `day,model` there too), a level named twice counting once. The legacy
+    operation names `completion` and `embedding` filter on what they became in the ledger (`chat`, `embeddings`:
+    LEGACY_OPERATIONS, the importer's mapping). Unlike it, anything it would have ignored or
+    mis-read is refused, naming the parameter: unknown parameters and levels, other repeated parameters, dates not
+    YYYY-MM-DD, a start after the end, an empty date or environment."""
     for name, values in params.items():
         if name not in AI_USAGE_PARAMETERS:
             expected = ", ".join(sorted(AI_USAGE_PARAMETERS))
             raise BadParameter(name, f"unknown parameter; expected one of {expected}")
-        if len(values) != 1:
+        if len(values) != 1 and name != "aggregation":
             raise BadParameter(name, "given more than once")
-    value = {name: values[0] for name, values in params.items()}
-    end = _date(value, "end_date") or today
-    start = _date(value, "start_date") or end - timedelta(days=AI_USAGE_DEFAULT_DAYS)
+    value = {name: ",".join(values) for name, values in params.items()}
+    end = _ai_usage_day(value, "end_date") or today
+    start = _ai_usage_day(value, "start_date") or today - timedelta(days=AI_USAGE_DEFAULT_DAYS)
     if start > end:
-        raise BadParameter("start_date", f"{start} is after end_date {end}")
-    levels = tuple(part.strip() for part in value.get("aggregation", "day").split(",") if part.strip())
-    unknown = [level for level in levels if level not in AI_USAGE_LEVELS]
-    if unknown or not levels or len(set(levels)) != len(levels):
+        if "start_date" in value:
+            raise BadParameter("start_date", f"{start} is after end_date {end}")
         raise BadParameter(
-            "aggregation", f"a comma list of distinct levels among {', '.join(AI_USAGE_LEVELS)}; got {unknown}"
+            "start_date",
+            f"defaults to {AI_USAGE_DEFAULT_DAYS} days before today ({start}), which is after end_date {end}: "
+            "give start_date",
         )
-    for name in ("service", "operation", "environment"):
-        if name in value and not value[name]:
-            raise BadParameter(name, "empty")
+    parts = [part.strip() for part in value.get("aggregation", "day").split(",")]
+    levels = tuple(dict.fromkeys(part for part in parts if part))
+    unknown = [level for level in levels if level not in AI_USAGE_LEVELS]
+    if unknown or not levels:
+        raise BadParameter(
+            "aggregation",
+            f"a comma list of levels among {', '.join(AI_USAGE_LEVELS)}; got {unknown or value['aggregation']!r}",
+        )
+    if "environment" in value and not value["environment"]:
+        raise BadParameter("environment", "empty")
     query = UsageQuery(
-        start_day=start, end_day=end, provider=value.get("service"), environment=value.get("environment")
+        start_day=start, end_day=end, provider=value.get("service") or None, environment=value.get("environment")
     )
-    return AiUsageRequest(query, value.get("operation"), levels, start, end)
+    operation = value.get("operation") or None
+    if operation is not None:
+        operation = LEGACY_OPERATIONS.get(operation, operation)
+    return AiUsageRequest(query, operation, levels, start, end)
+
+
+def _ai_usage_day(value: Mapping[str, str], name: str) -> date | None:
+    if name not in value:
+        return None
+    text = value[name]
+    if not text:
+        raise BadParameter(name, "empty; give a date (YYYY-MM-DD) or leave the parameter out")
+    try:
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadParameter(name, f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 class _Group:
-    """Exact sums of one `aggregations` entry."""
+    """Exact sums of one `aggregations` entry (or of the summary)."""
 
     def __init__(self) -> None:
         self.cost = Decimal(0)
@@ -513,22 +555,33 @@ class _Group:
             self.names.setdefault(key, set()).add(name)
 
     def document(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "cost_usd": format(self.cost, "f"),
-            "tokens": self.tokens,
-            "api_calls": self.calls,
-            "unpriced_calls": self.unpriced,  # no price: not in cost_usd, never counted as $0
-            "unknown_cost_calls": self.unknown,  # every call of unknown cost, the unpriced ones included
-        }
-        _note_lower_bound(out, self.unknown, "cost_usd")
+        """The legacy fields first (`cost_usd`, `tokens`, `api_calls`, the names), then ours."""
+        out: dict[str, Any] = {"cost_usd": _plain(self.cost), "tokens": self.tokens, "api_calls": self.calls}
         for key, names in sorted(self.names.items()):
             out[key] = sorted(names)
+        out["unpriced_calls"] = self.unpriced  # no price: not in cost_usd, never counted as $0
+        out["unknown_cost_calls"] = self.unknown  # every call of unknown cost, the unpriced ones included
+        _note_lower_bound(out, self.unknown, "cost_usd")
         return out
 
+    def average_cost(self) -> Decimal | None:
+        """Cost per call of known cost (exact, else 12 places); 0 without any call, as the legacy endpoint; None
+        when every call's cost is unknown (never $0)."""
+        if not self.calls:
+            return Decimal(0)
+        known = self.calls - self.unknown
+        return _plain(divide(self.cost, Decimal(known))) if known else None
 
-def _average(total: Decimal, group: _Group) -> str | None:
-    priced = group.calls - group.unpriced
-    return format((total / priced).quantize(_AVERAGE_PLACES), "f") if priced else None
+
+def _plain(value: Decimal) -> Decimal:
+    """Without trailing zeros and never in exponent form for whole numbers (1E+1 -> 10), as the stores give sums."""
+    normalized = EXACT_SUMS.normalize(value)
+    exponent = normalized.as_tuple().exponent
+    return (
+        normalized.quantize(Decimal(1), context=EXACT_SUMS)
+        if isinstance(exponent, int) and exponent > 0
+        else normalized
+    )
 
 
 def _ai_usage(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
@@ -553,18 +606,20 @@ def _ai_usage(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
             key, names = keys_and_names[level]
             by_key.setdefault(key, _Group()).add(*sums, **names)
     aggregations: dict[str, Any] = {}
-    for level, by_key in levels.items():
-        aggregations[f"by_{level}"] = {key: _level_entry(level, group) for key, group in sorted(by_key.items())}
-    if "hour" in request.levels:
-        aggregations["by_hour"] = _by_hour(store, request)
-    summary = {
-        "total_cost_usd": format(total.cost, "f"),
+    for level in request.levels:  # in the order asked, as the legacy endpoint
+        if level == "hour":
+            aggregations["by_hour"] = _by_hour(store, request)
+        else:
+            by_key = levels[level]
+            aggregations[f"by_{level}"] = {key: _level_entry(level, group) for key, group in sorted(by_key.items())}
+    summary: dict[str, Any] = {
+        "total_cost_usd": _plain(total.cost),
         "total_tokens": total.tokens,
         "total_api_calls": total.calls,
+        "average_cost_per_call": total.average_cost(),
+        "date_range": {"start": request.start.isoformat(), "end": request.end.isoformat()},
         "unpriced_calls": total.unpriced,
         "unknown_cost_calls": total.unknown,
-        "average_cost_per_call": _average(total.cost, total),
-        "date_range": {"start": request.start.isoformat(), "end": request.end.isoformat()},
         "currency": CURRENCY,
     }
     _note_lower_bound(summary, total.unknown, "total_cost_usd")
@@ -577,18 +632,20 @@ def _ai_usage(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
 def _level_entry(level: str, group: _Group) -> dict[str, Any]:
     out = group.document()
     if level == "service":
-        out["average_cost_per_call"] = _average(group.cost, group)
+        out["average_cost_per_call"] = group.average_cost()
     if level == "model":
         services = out.pop("services")
-        out["service"] = services[0] if len(services) == 1 else ",".join(services)
-        average = Decimal(group.tokens) / group.calls if group.calls else Decimal(0)
-        out["average_tokens_per_call"] = format(average.quantize(Decimal("0.01")), "f")
+        # The legacy entry names one service; a model name two providers share names both, comma-joined.
+        out["service"] = ",".join(services)
+        average = Decimal(group.tokens) / Decimal(group.calls)  # a group has at least one call
+        out["average_tokens_per_call"] = average.quantize(_TOKEN_AVERAGE_PLACES, rounding=ROUND_HALF_EVEN)
     return out
 
 
 def _by_hour(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
-    """Per UTC hour of the day (`00`..`23`), over the whole range. The rollup has no hour, so this reads the
-    matching records (one pass over the range: ask for `hour` over short ranges)."""
+    """Per UTC hour of the day (`00`..`23`), over the whole range (`cost_usd`, `api_calls` and our counts; no
+    tokens, as the legacy entry). The rollup has no hour, so this reads the matching records (one pass over the
+    range: ask for `hour` over short ranges)."""
     hours: dict[str, _Group] = {}
     for record in store.query(request.query):
         if request.operation is not None and record.operation != request.operation:
@@ -606,3 +663,53 @@ def _by_hour(store: UsageReader, request: AiUsageRequest) -> dict[str, Any]:
         del entry["tokens"]
         out[hour] = entry
     return out
+
+
+# --- JSON with exact numbers ---------------------------------------------------------------------------------------
+class _HasDecimal(Exception):
+    """A Decimal met by the fast path: the document takes the exact one."""
+
+
+def to_json(document: Any) -> bytes:
+    """Compact JSON of a query API document, every `Decimal` written as the JSON number of its exact decimal text
+    (`0.000450000000000001`, never a float's rounding of it). `/ai_usage` answers its amounts so, as numbers, as the
+    legacy endpoint did (its clients compare and add them); `/v1/usage` answers decimal strings, and is encoded by
+    the standard library alone."""
+
+    def refuse(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            raise _HasDecimal
+        raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+    try:
+        return json.dumps(document, separators=(",", ":"), default=refuse).encode()
+    except _HasDecimal:
+        parts: list[str] = []
+        _encode_exact(document, parts)
+        return "".join(parts).encode()
+
+
+def _encode_exact(value: Any, out: list[str]) -> None:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"not a JSON number: {value}")
+        out.append(format(value, "f"))
+    elif isinstance(value, dict):
+        out.append("{")
+        for n, (key, item) in enumerate(value.items()):
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys are strings, not {type(key).__name__}")
+            out.append(("," if n else "") + json.dumps(key) + ":")
+            _encode_exact(item, out)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for n, item in enumerate(value):
+            if n:
+                out.append(",")
+            _encode_exact(item, out)
+        out.append("]")
+    elif isinstance(value, float):
+        raise TypeError("a float is not an exact amount: give a Decimal")
+    else:
+        out.append(json.dumps(value))  # str, int, bool, None (another type fails here, loudly)

@@ -84,6 +84,7 @@ class Recorder:
         # built from the call's typed values (`ledger/from_call.py`) instead of the ledger re-reading the span.
         self.ledger = _ledger_queue(tracer_provider)
         self.record_fields = resource_fields(_resource_attributes(tracer_provider), self.span_fallback_attributes)
+        self.quota = _quota_guard(self)  # usage quotas (`enforce:` in the budgets file); None when there are none
 
     def metric_labels(self, point: CallPoint) -> Labels:
         """The allow-listed labels of a finished call (computed when metrics are drained, not on the hot path)."""
@@ -114,7 +115,12 @@ class Recorder:
         stream: bool,
         request_attributes: Mapping[str, AttributeValue] | None = None,
     ) -> Call:
-        return Call(self, provider, operation, request_model, server_address, server_port, stream, request_attributes)
+        """Starts a call's span. Raises `BudgetExceeded` (the call finished as blocked) when a quota blocks it:
+        the one exception the instrumentation lets through, so that no request is sent."""
+        call = Call(self, provider, operation, request_model, server_address, server_port, stream, request_attributes)
+        if self.quota is not None:
+            self.quota.admit(call)
+        return call
 
 
 def _resource_attributes(tracer_provider: TracerProvider | None) -> Mapping[str, Any]:
@@ -125,6 +131,16 @@ def _resource_attributes(tracer_provider: TracerProvider | None) -> Mapping[str,
 
 def _resource_attribute(tracer_provider: TracerProvider | None, key: str) -> Any:
     return _resource_attributes(tracer_provider).get(key)
+
+
+def _quota_guard(recorder: Recorder) -> Any:
+    try:
+        from otel_ai_cost.budgets.quota import guard_for
+
+        return guard_for(recorder)
+    except Exception as exc:  # a bad budgets file must not break the host's start-up: logged and counted
+        report_internal_error("quota.setup", exc)
+        return None
 
 
 def _ledger_queue(tracer_provider: TracerProvider | None) -> Any:
@@ -192,6 +208,15 @@ class Call:
         self.span: Span = recorder.tracer.start_span(
             name, kind=SpanKind.CLIENT, attributes=attributes, start_time=self._started_at
         )
+
+    @property
+    def attribution(self) -> Mapping[str, AttributeValue]:
+        """The call's attribution (`current_attributes()` at its start)."""
+        return self._attribution
+
+    @property
+    def recorder(self) -> Recorder:
+        return self._recorder
 
     @property
     def context(self) -> Context:
@@ -373,6 +398,8 @@ class Call:
         end_ns = time.time_ns()
         span.end(end_time=end_ns)
         recorder = self._recorder
+        if recorder.quota is not None:
+            recorder.quota.spent(self, amount)
         if recorder.ledger is not None:
             self._record(
                 end_ns, usage, response_model, amount, computed, source, status, version, tier, error_type, partial

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 
+from otel_ai_cost.budgets.quota import BudgetExceeded
 from otel_ai_cost.instrumentation.common.streams import StreamObserver, observe_async_stream, observe_stream
 from otel_ai_cost.telemetry.errors import report_internal_error
 from otel_ai_cost.telemetry.recorder import Call, Recorder
@@ -105,6 +106,8 @@ def sync_request_wrapper(recorder: Recorder, adapter: SdkAdapter) -> Callable[..
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             plan = _begin(recorder, adapter, instance, args, kwargs)
+        except BudgetExceeded:
+            raise  # a quota blocked the call: nothing is sent
         except Exception as exc:
             report_internal_error("request.start", exc)
             plan = None
@@ -128,6 +131,8 @@ def async_request_wrapper(recorder: Recorder, adapter: SdkAdapter) -> Callable[.
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
             plan = _begin(recorder, adapter, instance, args, kwargs)
+        except BudgetExceeded:
+            raise  # a quota blocked the call: nothing is sent
         except Exception as exc:
             report_internal_error("request.start", exc)
             plan = None

@@ -19,6 +19,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -165,44 +166,72 @@ class CostMetrics:
                 self._record_points(points)
 
     def _record_points(self, points: Sequence[CallPoint]) -> None:
-        spend: dict[Labels, tuple[Decimal, Context]] = {}
-        tokens: dict[Labels, tuple[int, Context]] = {}
-        requests: dict[Labels, tuple[int, Context]] = {}
+        # Calls of one series share their label tuples and attribute dicts: each is built once per drain (a drain
+        # holds every call since the last collection), and a span context becomes an exemplar's context only for
+        # the last call of each counter series.
+        spend: dict[Labels, list[Any]] = {}
+        tokens: dict[Labels, list[Any]] = {}
+        requests: dict[Labels, list[Any]] = {}
+        labels_of_call: dict[tuple[Any, ...], Labels] = {}
+        histogram_attributes: dict[tuple[Any, ...], tuple[Attributes, Attributes, Attributes]] = {}
         bound = self._bounds.value
+        record_duration = self.duration.record
+        record_tokens = self.token_usage.record
         for p in points:
-            ctx = trace.set_span_in_context(NonRecordingSpan(p.span_context))
-            labels = tuple((name, bound(name, value)) for name, value in p.labels_of(p))
-            semconv = {
-                GenAI.OPERATION_NAME: bound(GenAI.OPERATION_NAME, p.operation),
-                GenAI.PROVIDER_NAME: bound(GenAI.PROVIDER_NAME, p.provider),
-                GenAI.REQUEST_MODEL: bound(GenAI.REQUEST_MODEL, p.model),
-            }
+            key = (p.labels_of, p.provider, p.model, p.operation, id(p.attribution))
+            labels = labels_of_call.get(key)
+            if labels is None:
+                labels = labels_of_call[key] = tuple((name, bound(name, value)) for name, value in p.labels_of(p))
+            key = (p.operation, p.provider, p.model, p.error_type)
+            attributes = histogram_attributes.get(key)
+            if attributes is None:
+                semconv = {
+                    GenAI.OPERATION_NAME: bound(GenAI.OPERATION_NAME, p.operation),
+                    GenAI.PROVIDER_NAME: bound(GenAI.PROVIDER_NAME, p.provider),
+                    GenAI.REQUEST_MODEL: bound(GenAI.REQUEST_MODEL, p.model),
+                }
+                attributes = histogram_attributes[key] = (
+                    semconv if p.error_type is None else {**semconv, ERROR_TYPE: p.error_type},
+                    {**semconv, GenAI.TOKEN_TYPE: "input"},
+                    {**semconv, GenAI.TOKEN_TYPE: "output"},
+                )
             # Histograms take one observation per call. Exemplars ride on the counters (cheaper, and the spend
             # counter is where a trace link is wanted).
-            self.duration.record(
-                p.duration_s, semconv if p.error_type is None else {**semconv, ERROR_TYPE: p.error_type}
-            )
-            if p.usage is not None:
-                self.token_usage.record(p.usage.input_tokens, {**semconv, GenAI.TOKEN_TYPE: "input"})
-                self.token_usage.record(p.usage.output_tokens, {**semconv, GenAI.TOKEN_TYPE: "output"})
+            record_duration(p.duration_s, attributes[0])
+            usage = p.usage
+            if usage is not None:
+                record_tokens(usage.input_tokens, attributes[1])
+                record_tokens(usage.output_tokens, attributes[2])
             # Counters are summed per series first; the last call's span becomes the exemplar.
             if p.amount is not None:
-                total, _ = spend.get(labels, (Decimal(0), ctx))
-                spend[labels] = (total + p.amount, ctx)
-            for token_type, count in token_classes(p.usage):
-                key = (*labels, (GenAI.TOKEN_TYPE, token_type))
-                total_tokens, _ = tokens.get(key, (0, ctx))
-                tokens[key] = (total_tokens + count, ctx)
-            key = (*labels, (OUTCOME_LABEL, p.outcome), (Cost.PRICING_STATUS, p.pricing_status))
-            count_requests, _ = requests.get(key, (0, ctx))
-            requests[key] = (count_requests + 1, ctx)
-        for labels, (amount, ctx) in spend.items():
+                _add(spend, labels, p.amount, p.span_context)
+            for token_type, count in token_classes(usage):
+                _add(tokens, (*labels, (GenAI.TOKEN_TYPE, token_type)), count, p.span_context)
+            series = (*labels, (OUTCOME_LABEL, p.outcome), (Cost.PRICING_STATUS, p.pricing_status))
+            _add(requests, series, 1, p.span_context)
+        for labels, (amount, span_context) in spend.items():
             # Prometheus stores float64; the exact figure is on the span and in the ledger.
-            self.spend.add(float(amount), dict(labels), context=ctx)
-        for labels, (count, ctx) in tokens.items():
-            self.tokens.add(count, dict(labels), context=ctx)
-        for labels, (count, ctx) in requests.items():
-            self.requests.add(count, dict(labels), context=ctx)
+            self.spend.add(float(amount), dict(labels), context=_exemplar_context(span_context))
+        for counter, sums in ((self.tokens, tokens), (self.requests, requests)):
+            for labels, (count, span_context) in sums.items():
+                counter.add(count, dict(labels), context=_exemplar_context(span_context))
+
+
+Attributes = dict[str, str]
+
+
+def _add(sums: dict[Labels, list[Any]], labels: Labels, value: Any, span_context: SpanContext) -> None:
+    """Adds `value` to the series' sum (Decimal for money, int for counts); its span becomes the exemplar's."""
+    entry = sums.get(labels)
+    if entry is None:
+        sums[labels] = [value, span_context]
+    else:
+        entry[0] += value
+        entry[1] = span_context
+
+
+def _exemplar_context(span_context: SpanContext) -> Context:
+    return trace.set_span_in_context(NonRecordingSpan(span_context))
 
 
 _by_provider: weakref.WeakKeyDictionary[object, CostMetrics] = weakref.WeakKeyDictionary()

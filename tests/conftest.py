@@ -24,6 +24,8 @@ _PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "CIRCLE", "BUILDKITE", "RUNNER_", "OTE
 _NAMES = {
     "CI", "ENVIRONMENT", "JENKINS_URL", "BUILD_ID", "BUILD_NUMBER", "BUILD_URL", "JOB_NAME", "STAGE_NAME",
     "GIT_URL", "GIT_COMMIT", "GIT_BRANCH", "BRANCH_NAME", "CHANGE_ID",
+    # the legacy tracker's variables (docs/migration.md), which a developer's shell may still export
+    "TRACK_AI_USAGE", "TRACK_TO_FILE", "DYNAMODB_TABLE_NAME", "USER_ID", "APP_VERSION",
 }  # fmt: skip
 
 

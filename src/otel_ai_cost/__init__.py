@@ -21,7 +21,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "ai_usage_context", "aws_lambda", "flush", "instrument", "track_request", "uninstrument"]
+__all__ = [
+    "BudgetExceeded",
+    "__version__",
+    "ai_usage_context",
+    "aws_lambda",
+    "flush",
+    "instrument",
+    "track_request",
+    "uninstrument",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -34,6 +43,10 @@ def __getattr__(name: str) -> Any:
         from otel_ai_cost.instrumentation.per_request import track_request
 
         return track_request
+    if name == "BudgetExceeded":
+        from otel_ai_cost.budgets.quota import BudgetExceeded
+
+        return BudgetExceeded
     if name == "flush":
         from otel_ai_cost.flushing import flush
 

@@ -40,6 +40,7 @@ class GenAI:
     INPUT_MESSAGES = "gen_ai.input.messages"
     OUTPUT_MESSAGES = "gen_ai.output.messages"
     OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
+    ANTHROPIC_REQUEST_ID = "anthropic.request.id"  # the `request-id` header, named as the anthropic SDK's span does
     OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
 
 
@@ -56,6 +57,7 @@ class Resource:
     """Resource attributes we read or fill (semconv names)."""
 
     SERVICE_NAME = "service.name"
+    SERVICE_VERSION = "service.version"  # the seeds' APP_VERSION, when OTEL_RESOURCE_ATTRIBUTES has none
     DEPLOYMENT_ENVIRONMENT_NAME = "deployment.environment.name"
     CICD_PIPELINE_NAME = "cicd.pipeline.name"
     CICD_PIPELINE_RUN_ID = "cicd.pipeline.run.id"
@@ -65,6 +67,9 @@ class Resource:
     VCS_REF_HEAD_REVISION = "vcs.ref.head.revision"
     VCS_REF_HEAD_NAME = "vcs.ref.head.name"
     VCS_CHANGE_ID = "vcs.change.id"
+    # Who started the CI run (GitHub's GITHUB_ACTOR). Ours: semconv v1.41 has no actor of a pipeline run (the
+    # cicd.* and vcs.* registries name none; enduser.id is the end user of a request). Never a metric label.
+    CICD_PIPELINE_RUN_ACTOR = "ai_cost.cicd.pipeline.run.actor"
 
 
 # The legacy tracker's operation names (`AIUsageMetric.operation`) -> ours: the importer maps them, and `/ai_usage`
@@ -128,6 +133,14 @@ class Attribution:
     TEAM = "ai_cost.team"
     USER_ID = "ai_cost.user.id"
     TAG_PREFIX = "ai_cost.tag."  # free-form tags: ai_cost.tag.<key>
+
+
+class Quota:
+    """Usage quotas (`budgets.enforce` in the budgets file; `otel_ai_cost.budgets.quota`)."""
+
+    BLOCKED = "ai_cost.quota.blocked"  # span: the limit that refused the call before it was sent
+    WARNED = "ai_cost.quota.warned"  # span: the `warn` limit the call went over (it was sent)
+    LIMIT = "ai_cost.quota.limit"  # metric label: a limit's name, from the budgets file (bounded)
 
 
 class Test:
@@ -218,6 +231,7 @@ METRIC_LABELS_FORBIDDEN: frozenset[str] = frozenset(
         Attribution.BATCH_ID,
         Attribution.USER_ID,
         Resource.CICD_PIPELINE_RUN_ID,
+        Resource.CICD_PIPELINE_RUN_ACTOR,
         Resource.CICD_PIPELINE_RUN_URL_FULL,
         Resource.VCS_REF_HEAD_REVISION,
         Resource.VCS_CHANGE_ID,
@@ -344,10 +358,28 @@ LEDGER_EXPORTER_BUFFERED = MetricSpec(
     labels=(),
 )
 
+# Usage quotas (`budgets/quota.py`): labels are the environment and the limit's name, never an id.
+QUOTA_BLOCKED = MetricSpec(
+    name="ai_cost.quota.blocked",
+    instrument="counter",
+    unit="{call}",
+    description="Calls a usage quota (mode block) refused before they were sent: no request was made.",
+    prometheus_name="ai_cost_quota_blocked_total",
+    labels=(Resource.DEPLOYMENT_ENVIRONMENT_NAME, Quota.LIMIT),
+)
+QUOTA_WARNED = MetricSpec(
+    name="ai_cost.quota.warned",
+    instrument="counter",
+    unit="{call}",
+    description="Calls sent over a usage quota in mode warn (each one counted; logged once per limit and scope).",
+    prometheus_name="ai_cost_quota_warned_total",
+    labels=(Resource.DEPLOYMENT_ENVIRONMENT_NAME, Quota.LIMIT),
+)
+
 METRICS: tuple[MetricSpec, ...] = (
     TOKEN_USAGE, OPERATION_DURATION, SPEND, TOKENS, REQUESTS, INSTRUMENTATION_ERRORS,
     LEDGER_EXPORTER_WRITTEN, LEDGER_EXPORTER_DUPLICATES, LEDGER_EXPORTER_LOST, LEDGER_EXPORTER_REJECTED,
-    LEDGER_EXPORTER_BUFFERED,
+    LEDGER_EXPORTER_BUFFERED, QUOTA_BLOCKED, QUOTA_WARNED,
 )  # fmt: skip
 
 
@@ -355,6 +387,7 @@ class Env:
     """Environment variables the package reads."""
 
     API_ENVIRONMENTS = "OTEL_AI_COST_API_ENVIRONMENTS"  # the /ai_usage Lambda's read scope (comma list or *)
+    ANTHROPIC_SDK_SPANS = "OTEL_AI_COST_ANTHROPIC_SDK_SPANS"  # `keep`: the anthropic SDK's own span as our child
     PRICES_FILE = "OTEL_AI_COST_PRICES_FILE"  # YAML overrides merged over the shipped catalog
     METRIC_LABELS = "OTEL_AI_COST_METRIC_LABELS"  # comma list replacing METRIC_LABELS_DEFAULT
     METRIC_LABEL_LIMIT = "OTEL_AI_COST_METRIC_LABEL_LIMIT"  # distinct values kept per label (then `other`)
@@ -369,6 +402,13 @@ class Env:
     LEDGER = "OTEL_AI_COST_LEDGER"  # store URL (sqlite:///..., dynamodb://TABLE?...), or "none"
     LEDGER_TOKEN = "OTEL_AI_COST_LEDGER_TOKEN"  # bearer token the ledger service requires
     BUDGETS = "OTEL_AI_COST_BUDGETS"  # the budgets file of `budgets check`/`render` when --budgets is not given
+    # The legacy tracker's variables (docs/migration.md, section 1): each keeps working; the OTel-native one wins.
+    TRACK_AI_USAGE = "TRACK_AI_USAGE"  # "false": instrument() and our entry points do nothing
+    TRACK_TO_FILE = "TRACK_TO_FILE"  # "true": each call also appended to USAGE_FILE as a usage.jsonl line
+    USAGE_FILE = "OTEL_AI_COST_USAGE_FILE"  # that file (default: the legacy's /tmp/ai_usage.jsonl)
+    DYNAMODB_TABLE_NAME = "DYNAMODB_TABLE_NAME"  # the DynamoDB ledger table when LEDGER is unset
+    USER_ID = "USER_ID"  # the process's ai_cost.user.id (a call's own user_id wins)
+    APP_VERSION = "APP_VERSION"  # service.version
 
 
 class Record:

@@ -54,7 +54,12 @@ def instrument(
     `~/.local/share/otel-ai-cost/`; `none` turns it off): see `attach_ledger`. When no SDK tracer provider is
     set at all, one is created and set as the global provider, so `otel_ai_cost.instrument()` alone is enough.
     `otel_ai_cost.flush()` flushes the providers given here too.
+
+    `TRACK_AI_USAGE=false` (the legacy tracker's switch) turns it into a no-op: nothing is patched, nothing is
+    recorded, and it returns []; a value that is neither true nor false raises ValueError naming it.
     """
+    if not tracking_enabled(strict=True):
+        return []
     from otel_ai_cost.flushing import remember_providers
 
     remember_providers(tracer_provider, meter_provider)
@@ -80,6 +85,35 @@ def instrument(
         tracer_provider=tracer_provider, meter_provider=meter_provider, price_catalog=kwargs.get("price_catalog")
     )
     return done
+
+
+_said_off = False
+
+
+def tracking_enabled(*, strict: bool = False) -> bool:
+    """False when `TRACK_AI_USAGE` turns tracking off (`false`, `0`, `no`, `off`), said once per process at debug
+    level. A value that is neither true nor false raises ValueError when `strict` (`instrument()`); otherwise (the
+    instrumentors `opentelemetry-instrument` loads, which must not break start-up) it is logged as a warning and
+    turns tracking off, as the legacy tracker treated every value but `true`."""
+    global _said_off
+    from otel_ai_cost.contract import Env
+    from otel_ai_cost.ledger.jsonl_file_store import read_switch
+
+    try:
+        if read_switch(Env.TRACK_AI_USAGE, default=True):
+            return True
+    except ValueError as exc:
+        if strict:
+            raise
+        if not _said_off:
+            logger.warning("otel-ai-cost: %s; tracking is off (nothing instrumented)", exc)
+        _said_off = True
+        return False
+    if not _said_off:
+        logger.debug("otel-ai-cost: %s=false: tracking is off; no SDK is instrumented, no call recorded",
+                     Env.TRACK_AI_USAGE)  # fmt: skip
+    _said_off = True
+    return False
 
 
 def uninstrument() -> None:
@@ -125,7 +159,8 @@ def attach_ledger(
     counters (written, duplicates, lost, rejected, buffered) are reported as observable instruments of
     `meter_provider` (default: the global one; names in `contract.py`, `otel_ai_cost.ledger.*`).
 
-    Nothing happens when `OTEL_AI_COST_LEDGER=none` (unless a `store` is given). Idempotent: calling it again
+    Nothing happens when `OTEL_AI_COST_LEDGER=none` (unless a `store` is given, or `TRACK_TO_FILE=true`: then the
+    calls go to the usage file alone, `otel_ai_cost.ledger.jsonl_file_store`). Idempotent: calling it again
     for the same provider adds nothing (and resumes a ledger paused by `detach_ledger`). `owner` names the
     instrumentor that needs the ledger; `detach_ledger(owner)` releases it. Never raises: a ledger that cannot be
     opened (a read-only home directory, a bad URL) is logged and skipped, and the calls are still traced.
@@ -186,9 +221,10 @@ def _attach(
 ) -> Any:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
+    from otel_ai_cost.ledger.jsonl_file_store import tracks_to_file
     from otel_ai_cost.ledger.open_store import is_disabled
 
-    if store is None and is_disabled():
+    if store is None and is_disabled() and not tracks_to_file():
         return tracer_provider
     with _wiring:
         effective: Any = tracer_provider or trace.get_tracer_provider()
@@ -233,11 +269,12 @@ def _new_global_provider() -> Any:
 
 def _add_ledger(provider: Any, store: LedgerStore | None) -> _Attached | None:
     from otel_ai_cost.ledger.exporter import LedgerBatchSpanProcessor, LedgerSpanExporter
-    from otel_ai_cost.ledger.open_store import LEDGER_ENV, open_store, store_url
+    from otel_ai_cost.ledger.jsonl_file_store import open_ledger_store
+    from otel_ai_cost.ledger.open_store import LEDGER_ENV, store_url
 
     if store is None:
         try:
-            store = open_store()
+            store = open_ledger_store()  # the ledger, and the usage file beside it with TRACK_TO_FILE=true
         except Exception as exc:
             logger.warning(
                 "otel-ai-cost: the usage ledger is off: %s (set %s to a writable sqlite:///PATH, or none)",

@@ -13,6 +13,7 @@ import anthropic
 import pytest
 from opentelemetry import trace
 
+import otel_ai_cost
 from otel_ai_cost.stand_in import Scenario
 
 MSGS = [{"role": "user", "content": "Label this receipt"}]
@@ -117,7 +118,11 @@ def test_count_tokens_is_free_and_not_recorded(client, stand_in, telemetry):
     assert telemetry.points("ai_cost.requests") == []
 
 
-def test_sdk_own_span_nests_under_ours_and_cost_is_recorded_once(stand_in, telemetry, monkeypatch):
+def test_sdk_own_span_kept_nests_under_ours_and_cost_is_recorded_once(stand_in, telemetry, monkeypatch):
+    # With OTEL_AI_COST_ANTHROPIC_SDK_SPANS=keep (by default ours is the call's one span: test_anthropic_one_span.py).
+    otel_ai_cost.uninstrument()
+    monkeypatch.setenv("OTEL_AI_COST_ANTHROPIC_SDK_SPANS", "keep")
+    otel_ai_cost.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     # The anthropic SDK traces through the provider it is given; give it ours.
     client = anthropic.Anthropic(
         base_url=stand_in.anthropic_base_url,

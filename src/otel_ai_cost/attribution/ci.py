@@ -8,6 +8,10 @@ globals).
 Rules every function follows:
 
 - an attribute whose variables are absent or empty is omitted, never emitted as an empty string;
+- who started a run is `ai_cost.cicd.pipeline.run.actor` (GitHub's `GITHUB_ACTOR`, which the legacy tracker
+  recorded): OpenTelemetry semconv v1.41 has no such attribute (its `cicd.*`/`vcs.*` registries name none, and
+  `enduser.id`/`user.id` describe the user of a request or of the host, not the trigger of a CI run), so the name
+  is ours, shaped like `cicd.pipeline.run.id`. It is a login, unbounded and personal: never a metric label;
 - variables that hold credentials (`GITHUB_TOKEN`, `CI_JOB_TOKEN`, `CI_REPOSITORY_URL`, `CIRCLE_OIDC_TOKEN`,
   `BUILDKITE_AGENT_ACCESS_TOKEN`, ...) are never read, and every URL passes through `strip_credentials`.
 """
@@ -86,6 +90,7 @@ def _attrs(
     revision: str | None = None,
     head_name: str | None = None,
     change_id: str | None = None,
+    actor: str | None = None,
 ) -> dict[str, str]:
     pairs = {
         Resource.CICD_PIPELINE_NAME: pipeline_name,
@@ -96,6 +101,7 @@ def _attrs(
         Resource.VCS_REF_HEAD_REVISION: revision,
         Resource.VCS_REF_HEAD_NAME: head_name,
         Resource.VCS_CHANGE_ID: change_id,
+        Resource.CICD_PIPELINE_RUN_ACTOR: actor,
     }
     return {name: value for name, value in pairs.items() if value}
 
@@ -117,6 +123,10 @@ def github_actions(environ: Environ) -> dict[str, str]:
     The run id is `GITHUB_RUN_ID` alone (what GitHub's UI and API call the run; re-runs keep it). The run
     URL points at the attempt that actually ran: `/attempts/N` is appended when `GITHUB_RUN_ATTEMPT` is above
     1, so a re-run's spend links to the re-run, and a first attempt links to the run's canonical page.
+
+    `GITHUB_WORKFLOW` (the workflow's name) is `cicd.pipeline.name`; `GITHUB_ACTOR` (the account that started
+    the workflow, as the legacy tracker recorded it; GitHub keeps it on a re-run, whose re-runner is
+    `GITHUB_TRIGGERING_ACTOR`, not read) is `ai_cost.cicd.pipeline.run.actor`.
     """
     server = _get(environ, "GITHUB_SERVER_URL")
     repository = _get(environ, "GITHUB_REPOSITORY")
@@ -140,6 +150,7 @@ def github_actions(environ: Environ) -> dict[str, str]:
         # "<n>/merge" there, which is not a branch anyone recognises.
         head_name=_get(environ, "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
         change_id=pull.group(1) if pull else None,
+        actor=_get(environ, "GITHUB_ACTOR"),
     )
 
 

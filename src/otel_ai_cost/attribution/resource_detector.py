@@ -13,6 +13,16 @@ Enable the detector with `OTEL_EXPERIMENTAL_RESOURCE_DETECTORS=ai_cost` (entry p
 4. `development`.
 
 Values are used as given (trimmed, not lower-cased); a blank value counts as unset.
+
+Two variables of the legacy tracker's deployments also become resource attributes (docs/migration.md):
+
+- `APP_VERSION` is `service.version`;
+- `USER_ID` is `ai_cost.user.id`, the user the process's calls are attributed to (the ledger's `user_id`). A
+  call's own `ai_usage_context(user_id=...)` wins over it. Like every user id it is never a metric label.
+
+For every attribute found here, a value declared in `OTEL_RESOURCE_ATTRIBUTES` wins (`service.version=2.0`
+over `APP_VERSION`, `ai_cost.user.id=...` over `USER_ID`, `cicd.pipeline.name=...` over `GITHUB_WORKFLOW`), as
+it does on the SDK's resource: the values the instrumentation puts on spans when the resource lacks them agree.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from opentelemetry.sdk.resources import Resource as SDKResource
 from opentelemetry.sdk.resources import ResourceDetector
 
 from otel_ai_cost.attribution.ci import detect_ci, is_ci
-from otel_ai_cost.contract import Env, Resource
+from otel_ai_cost.contract import Attribution, Env, Resource
 
 __all__ = [
     "CICD",
@@ -81,7 +91,8 @@ def detect_environment(environ: Mapping[str, str] | None = None) -> str:
 
 
 def detect_resource_attributes(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`deployment.environment.name` plus the CI/VCS attributes of the current CI run (if any).
+    """`deployment.environment.name`, the CI/VCS attributes of the current CI run (if any), and `service.version`
+    and `ai_cost.user.id` from `APP_VERSION` and `USER_ID` (if set); see the module documentation.
 
     Never raises: on an unexpected error it logs a warning and returns `{deployment.environment.name:
     "development"}` at worst.
@@ -97,11 +108,33 @@ def detect_resource_attributes(environ: Mapping[str, str] | None = None) -> dict
     except Exception:
         _logger.warning("otel-ai-cost: could not read the CI environment", exc_info=True)
         ci = {}
-    return {Resource.DEPLOYMENT_ENVIRONMENT_NAME: environment, **ci}
+    try:
+        seed = _seed_attributes(environ)
+        declared = parse_resource_attributes(environ.get(_OTEL_RESOURCE_ATTRIBUTES))
+    except Exception:
+        _logger.warning("otel-ai-cost: could not read APP_VERSION, USER_ID or the resource attributes", exc_info=True)
+        seed, declared = {}, {}
+    detected = {Resource.DEPLOYMENT_ENVIRONMENT_NAME: environment, **ci, **seed}
+    for key in detected:  # what OTEL_RESOURCE_ATTRIBUTES declares wins, as on the SDK resource
+        value = declared.get(key)
+        if value and value.strip():
+            detected[key] = value
+    return detected
+
+
+def _seed_attributes(environ: Mapping[str, str]) -> dict[str, str]:
+    """`service.version` from `APP_VERSION` and `ai_cost.user.id` from `USER_ID` (the legacy tracker's variables),
+    each only when set to a non-blank value."""
+    pairs = {
+        Resource.SERVICE_VERSION: environ.get(Env.APP_VERSION),
+        Attribution.USER_ID: environ.get(Env.USER_ID),
+    }
+    return {key: value.strip() for key, value in pairs.items() if value and value.strip()}
 
 
 class AICostResourceDetector(ResourceDetector):
-    """Resource detector adding `deployment.environment.name` and the CI run's `cicd.*`/`vcs.*` attributes.
+    """Resource detector adding `deployment.environment.name`, the CI run's `cicd.*`/`vcs.*` attributes, and
+    `service.version`/`ai_cost.user.id` from `APP_VERSION`/`USER_ID`.
 
     Registered as `ai_cost`: `OTEL_EXPERIMENTAL_RESOURCE_DETECTORS=ai_cost`. Never raises, even with
     `raise_on_error=True`: a detector failure must not break the application's start-up. The resource has no

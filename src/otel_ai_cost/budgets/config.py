@@ -24,7 +24,24 @@ budgets:
         smtp: {host: smtp.example.com, port: 587, from: ai-cost@example.com, username: alerts,
                password: "${SMTP_PASSWORD}", starttls: true}
       - {type: webhook, url: "${ALERT_WEBHOOK_URL}"}
+  enforce:                         # optional usage quotas: checked in-process before each call is sent
+    - {environment: cicd, period: job, amount: 5, mode: block}          # each job: at most $5 in all
+    - {environment: production, period: day, team: search, amount: 80, mode: block}
+    - {environment: production, period: day, user_id: "*", amount: 2, mode: warn}  # each user apart
+    - name: prod-monthly-stop      # optional; default: the limit's id, e.g. production/month
+      environment: production
+      period: month
+      amount: 2400
+      mode: block
+      refresh_seconds: 5           # optional (default 1): how stale the other processes' spend may be
 ```
+
+**Usage quotas (`enforce:`).** Each limit caps the spend of one environment (`environment`, required), narrowed to
+at most one of `team`, `user_id`, `job_id` or `operation_type` (a value, or `"*"` for each value apart), over a
+`period`: `day` or `month` (UTC), or `job` (each job's whole total, or the one job named by `job_id`; nothing
+else narrows it). `mode: block` raises `otel_ai_cost.BudgetExceeded` before a call is sent; `mode: warn` logs once
+and counts. Names are unique (two limits of the same scope need a `name` each). `budgets render` and `budgets
+check` ignore them: they are enforced by the instrumentation itself (`budgets/quota.py`, docs/operations.md).
 
 Errors read `file:line: key.path: problem` (the `NodeReader` of the price files); unknown keys are errors.
 A budget is at most `MAX_BUDGET` USD, a threshold at most 1,000 %, both in plain decimal notation (no `1e400`,
@@ -41,7 +58,7 @@ import itertools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -53,15 +70,21 @@ from otel_ai_cost.pricing.yaml_nodes import NodeReader, PriceFileError
 
 __all__ = [
     "DEFAULT_FILE",
+    "DEFAULT_REFRESH_SECONDS",
     "DEFAULT_THRESHOLDS",
+    "EACH",
     "MAX_BUDGET",
     "PERIODS",
+    "QUOTA_MODES",
+    "QUOTA_PERIODS",
+    "QUOTA_SCOPES",
     "SCOPES",
     "SEVERITIES",
     "Budget",
     "BudgetConfig",
     "BudgetConfigError",
     "Channel",
+    "QuotaLimit",
     "SmtpSettings",
     "Threshold",
     "find_budgets_file",
@@ -86,6 +109,19 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:/-]+$")  # safe inside a PromQL string and an
 MAX_BUDGET = Decimal(1_000_000_000)  # USD per period: far above any budget, within every sum and gauge
 MAX_THRESHOLD_PERCENT = Decimal(1000)
 DEFAULT_FILE = Path("config") / "budgets.yaml"  # looked for in the working directory and above
+# Usage quotas (`budgets.enforce`)
+SCOPE_USER = "user_id"
+SCOPE_JOB = "job_id"
+QUOTA_SCOPES = (SCOPE_ENVIRONMENT, SCOPE_TEAM, SCOPE_USER, SCOPE_JOB, SCOPE_OPERATION_TYPE)
+PERIOD_JOB = "job"  # a job's whole total, whatever its age
+QUOTA_PERIODS = (PERIOD_DAY, PERIOD_MONTH, PERIOD_JOB)
+MODE_BLOCK = "block"
+MODE_WARN = "warn"
+QUOTA_MODES = (MODE_BLOCK, MODE_WARN)
+EACH = "*"  # a scope value meaning: each value apart (each user, each job)
+DEFAULT_REFRESH_SECONDS = Decimal(1)
+MAX_REFRESH_SECONDS = Decimal(3600)
+MAX_SCOPE_VALUE_CHARS = 256
 
 
 class BudgetConfigError(PriceFileError):
@@ -129,6 +165,35 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class QuotaLimit:
+    """One usage quota (`budgets.enforce`): at most `amount` USD per `period` (day, month, or each job's whole
+    total) for `environment`, optionally narrowed to one team, user, job or operation type (`scope`,
+    `scope_value`; `EACH` for each value apart). `mode` is `block` or `warn`."""
+
+    name: str
+    environment: str
+    period: str  # day | month | job
+    amount: Decimal
+    mode: str  # block | warn
+    scope: str = SCOPE_ENVIRONMENT
+    scope_value: str | None = None
+    refresh_seconds: Decimal = DEFAULT_REFRESH_SECONDS
+    line: int = 0
+
+    @property
+    def id(self) -> str:
+        """The default name: `cicd/job`, `production/day/team=search`, `production/day/user_id=*`."""
+        base = f"{self.environment}/{self.period}"
+        if self.scope == SCOPE_ENVIRONMENT or (self.period == PERIOD_JOB and self.scope_value == EACH):
+            return base
+        return f"{base}/{self.scope}={self.scope_value}"
+
+    @property
+    def blocks(self) -> bool:
+        return self.mode == MODE_BLOCK
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     host: str
     port: int
@@ -154,6 +219,7 @@ class BudgetConfig:
     budgets: tuple[Budget, ...]
     thresholds: tuple[Threshold, ...]
     channels: tuple[Channel, ...]
+    limits: tuple[QuotaLimit, ...] = ()  # `budgets.enforce`: usage quotas, enforced in-process
 
     def environments(self) -> tuple[str, ...]:
         return tuple(sorted({budget.environment for budget in self.budgets}))
@@ -218,7 +284,7 @@ class _Parser:
         timezone = "UTC"
         if "timezone" in top:
             timezone = self.r.choice(top["timezone"], "timezone", TIMEZONES)
-        section = self.r.mapping(top["budgets"], "budgets", allowed=("daily", "monthly", "scoped", "alerts"))
+        section = self.r.mapping(top["budgets"], "budgets", allowed=("daily", "monthly", "scoped", "alerts", "enforce"))
         budgets: list[Budget] = []
         for key, period in (("daily", PERIOD_DAY), ("monthly", PERIOD_MONTH)):
             if key in section:
@@ -241,10 +307,71 @@ class _Parser:
         if "alerts" in section:
             with self.r.recording():
                 thresholds, channels = self.alerts(section["alerts"], "budgets.alerts")
+        limits: list[QuotaLimit] = []
+        if "enforce" in section:
+            path = "budgets.enforce"
+            for i, node in enumerate(self.r.sequence(section["enforce"], path)):
+                with self.r.recording():
+                    limits.append(self.limit(node, f"{path}[{i}]"))
+            named: dict[str, QuotaLimit] = {}
+            for limit in limits:
+                if limit.name in named:
+                    self.r.problems.append(
+                        f"{self.r.filename}:{limit.line}: {path}: limit {limit.name!r} is defined twice (first on "
+                        f"line {named[limit.name].line}); give one of them a 'name'"
+                    )
+                named.setdefault(limit.name, limit)
         self.r.raise_problems()  # every problem of the file at once
-        if not budgets:
-            self.r.fail(top["budgets"], "budgets", "no budget defined (daily, monthly or scoped)")
-        return BudgetConfig(self.r.filename, timezone, tuple(budgets), thresholds, channels)
+        if not budgets and not limits:
+            self.r.fail(top["budgets"], "budgets", "no budget defined (daily, monthly, scoped or enforce)")
+        return BudgetConfig(self.r.filename, timezone, tuple(budgets), thresholds, channels, tuple(limits))
+
+    def limit(self, node: yaml.Node, path: str) -> QuotaLimit:
+        narrowing = (SCOPE_TEAM, SCOPE_USER, SCOPE_JOB, SCOPE_OPERATION_TYPE)
+        fields = self.r.mapping(
+            node,
+            path,
+            allowed=("name", "environment", "period", "amount", "mode", "refresh_seconds", *narrowing),
+            required=("environment", "period", "amount", "mode"),
+        )
+        period = self.r.choice(fields["period"], f"{path}.period", QUOTA_PERIODS)
+        given = [key for key in narrowing if key in fields]
+        if len(given) > 1:
+            self.r.fail(node, path, f"a limit takes at most one of {', '.join(narrowing)} (got {', '.join(given)})")
+        scope, value = SCOPE_ENVIRONMENT, None
+        if given:
+            scope = given[0]
+            value = self.scope_value(fields[scope], f"{path}.{scope}")
+        if period == PERIOD_JOB:
+            if scope not in (SCOPE_ENVIRONMENT, SCOPE_JOB):
+                problem = "a limit of period 'job' caps each job (or the one job_id names): no team, user or operation"
+                self.r.fail(fields[scope], f"{path}.{scope}", problem)
+            scope, value = SCOPE_JOB, value or EACH
+        refresh = DEFAULT_REFRESH_SECONDS
+        if "refresh_seconds" in fields:
+            refresh = self.r.number(fields["refresh_seconds"], f"{path}.refresh_seconds", maximum=MAX_REFRESH_SECONDS)
+        limit = QuotaLimit(
+            name="",
+            environment=self.name(fields["environment"], f"{path}.environment"),
+            period=period,
+            amount=self.amount(fields["amount"], f"{path}.amount"),
+            mode=self.r.choice(fields["mode"], f"{path}.mode", QUOTA_MODES),
+            scope=scope,
+            scope_value=value,
+            refresh_seconds=refresh,
+            line=_line(node),
+        )
+        name = self.name(fields["name"], f"{path}.name") if "name" in fields else limit.id
+        return replace(limit, name=name)
+
+    def scope_value(self, node: yaml.Node, path: str) -> str:
+        """A team, user, job or operation type as the calls' attribution gives it (user ids may be e-mail
+        addresses), or `*` (each one apart)."""
+        text = self.r.string(node, path)
+        if not text or len(text) > MAX_SCOPE_VALUE_CHARS or not text.isprintable() or text != text.strip():
+            expected = f"a value of at most {MAX_SCOPE_VALUE_CHARS} printable characters, or '{EACH}' for each one"
+            self.r.fail(node, path, f"expected {expected}, got {text!r}")
+        return text
 
     def per_environment(self, node: yaml.Node, path: str, period: str) -> list[Budget]:
         if not isinstance(node, yaml.MappingNode):

@@ -11,6 +11,14 @@ The setting is the environment variable `OTEL_AI_COST_LEDGER` (or the `--ledger`
 | `dynamodb://TABLE?region=...&endpoint_url=...` | DynamoDB (`otel_ai_cost.ledger.dynamodb_store`, needs boto3)   |
 | `none`                                         | no ledger: the in-process exporter is off                      |
 
+When `OTEL_AI_COST_LEDGER` is unset (or empty) and `DYNAMODB_TABLE_NAME` is set (the legacy tracker's variable),
+the ledger is that DynamoDB table: `dynamodb://$DYNAMODB_TABLE_NAME`, in the region of `AWS_REGION`, else
+`AWS_DEFAULT_REGION` (else the AWS profile's), at the endpoint botocore configures (`AWS_ENDPOINT_URL_DYNAMODB`).
+`OTEL_AI_COST_LEDGER` wins whenever it is set, `none` included. The name is used as it is: the legacy tracker's
+environment suffix (`-development`, ...) is not appended, since one ledger table keeps environments apart by
+itself. The table must be a ledger table (`otel-ai-cost ledger init`), not a legacy table of `AIUsageMetric` items
+(read those with `otel-ai-cost import legacy-dynamodb`).
+
 Note the SQLite rule: the path is the URL with `sqlite://` removed, so `sqlite:///var/x.db` is `/var/x.db`.
 (SQLAlchemy reads three slashes as relative; here three slashes mean an absolute path, as a file URL would.)
 
@@ -31,7 +39,7 @@ import os
 import sqlite3
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from otel_ai_cost.contract import Env
 from otel_ai_cost.ledger.store import LedgerStore, StoreUnavailable
@@ -42,6 +50,7 @@ __all__ = [
     "LedgerConfigError",
     "LedgerDisabled",
     "LedgerNotFound",
+    "configured_origin",
     "configured_url",
     "default_ledger_path",
     "default_ledger_url",
@@ -55,6 +64,8 @@ __all__ = [
 LEDGER_ENV = Env.LEDGER
 XDG_DATA_HOME = "XDG_DATA_HOME"
 DISABLED = "none"
+# Lambda and most CI runners set AWS_REGION; the AWS CLI and SDK profiles use AWS_DEFAULT_REGION (the legacy order).
+_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
 _DYNAMODB_MODULE = "otel_ai_cost.ledger.dynamodb_store"
 
 
@@ -82,8 +93,30 @@ def default_ledger_url() -> str:
 
 
 def configured_url() -> str:
-    """The ledger URL in effect: `OTEL_AI_COST_LEDGER`, else the default SQLite file."""
-    return os.environ.get(LEDGER_ENV, "").strip() or default_ledger_url()
+    """The ledger URL in effect: `OTEL_AI_COST_LEDGER`, else the table `DYNAMODB_TABLE_NAME` names, else the
+    default SQLite file."""
+    return os.environ.get(LEDGER_ENV, "").strip() or _legacy_table_url() or default_ledger_url()
+
+
+def configured_origin() -> str:
+    """Where `configured_url()` comes from, for messages: `OTEL_AI_COST_LEDGER`, `DYNAMODB_TABLE_NAME`, or the
+    default ledger."""
+    if os.environ.get(LEDGER_ENV, "").strip():
+        return LEDGER_ENV
+    if _legacy_table_url():
+        return f"the ledger of {Env.DYNAMODB_TABLE_NAME}"
+    return f"the default ledger ({LEDGER_ENV} unset)"
+
+
+def _legacy_table_url() -> str | None:
+    """`dynamodb://TABLE[?region=R]` from `DYNAMODB_TABLE_NAME` and `AWS_REGION`/`AWS_DEFAULT_REGION`; None when
+    the name is unset or blank. The name is not checked here: `open_store` refuses a bad one, naming it."""
+    table = os.environ.get(Env.DYNAMODB_TABLE_NAME, "").strip()
+    if not table:
+        return None
+    region = next((v.strip() for v in (os.environ.get(n, "") for n in _REGION_VARIABLES) if v.strip()), "")
+    # Quoted: a name with "/", "?" or "#" stays the table name, which the store then refuses, naming it.
+    return f"dynamodb://{quote(table, safe='')}" + (f"?{urlencode({'region': region})}" if region else "")
 
 
 def is_disabled(url: str | None = None) -> bool:
@@ -103,9 +136,8 @@ def open_store(url: str | None = None, *, origin: str | None = None, create: boo
     """
     if url is None:
         url = configured_url()
-        if not origin:  # say whether the URL was configured or is the default
-            configured = os.environ.get(LEDGER_ENV, "").strip()
-            origin = LEDGER_ENV if configured else f"the default ledger ({LEDGER_ENV} unset)"
+        if not origin:  # say whether the URL was configured (and by which variable) or is the default
+            origin = configured_origin()
     origin = origin or "the ledger URL"
     url = url.strip()
     if url.lower() == DISABLED:
@@ -214,7 +246,11 @@ def _check_dynamodb_table(store: Any, where: str) -> None:
 
 def store_url(store: object) -> str:
     """Where a store is, as a person reads it in a message or a log: its ledger URL (`sqlite:///abs/usage.db`,
-    `dynamodb://TABLE?region=R`), never a Python repr."""
+    `dynamodb://TABLE?region=R`), never a Python repr. The usage file alone (`TRACK_TO_FILE=true` with the ledger
+    off) is named by its path."""
+    usage_file = getattr(store, "usage_file", None)
+    if isinstance(usage_file, Path):
+        return f"the usage file {usage_file}"
     path = getattr(store, "path", None)
     if isinstance(path, (str, Path)):
         return f"sqlite://{Path(path)}"

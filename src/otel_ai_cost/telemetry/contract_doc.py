@@ -28,6 +28,7 @@ _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     (c.GenAI.USAGE_REASONING_OUTPUT_TOKENS, "int", "reasoning/thinking tokens (subset of output)"),
     (c.GenAI.OPENAI_REQUEST_SERVICE_TIER, "string", "OpenAI: service tier requested"),
     (c.GenAI.OPENAI_RESPONSE_SERVICE_TIER, "string", "OpenAI: service tier that served the call"),
+    (c.GenAI.ANTHROPIC_REQUEST_ID, "string", "Anthropic: the `request-id` of a call that is not streamed"),
     (c.GenAI.INPUT_MESSAGES, "string (JSON)", f"only with `{c.Env.CAPTURE_MESSAGE_CONTENT}=true`"),
     (c.GenAI.OUTPUT_MESSAGES, "string (JSON)", f"only with `{c.Env.CAPTURE_MESSAGE_CONTENT}=true`"),
     (c.Server.ADDRESS, "string", "API host"),
@@ -52,6 +53,12 @@ _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
         "part of the catalog's figure that is a per-request fee (Perplexity, Google Places SKUs), when non-zero",
     ),
     (c.Cost.PRICING_STATUS, "string", "`priced`, `unpriced` (no price known: no amount, never $0), `no_usage`"),
+    (
+        c.Quota.BLOCKED,
+        "string",
+        "the `enforce` limit that refused the call before it was sent (`error.type` `BudgetExceeded`)",
+    ),
+    (c.Quota.WARNED, "string", "the `warn` limit the call went over (it was sent)"),
     (
         c.Cost.PRICING_REASON,
         "string",
@@ -87,6 +94,11 @@ _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
 
 _RESOURCE: tuple[tuple[str, str], ...] = (
     (c.Resource.SERVICE_NAME, "`OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`"),
+    (c.Resource.SERVICE_VERSION, f"`OTEL_RESOURCE_ATTRIBUTES`, else `{c.Env.APP_VERSION}`"),
+    (
+        c.Attribution.USER_ID,
+        f"`OTEL_RESOURCE_ATTRIBUTES`, else `{c.Env.USER_ID}` (a call's own `user_id` wins; never a metric label)",
+    ),
     (
         c.Resource.DEPLOYMENT_ENVIRONMENT_NAME,
         f"`OTEL_RESOURCE_ATTRIBUTES`, else `{c.Env.ENVIRONMENT_FALLBACK}`, else `cicd` in CI, else `development`",
@@ -99,6 +111,10 @@ _RESOURCE: tuple[tuple[str, str], ...] = (
     (c.Resource.VCS_REF_HEAD_REVISION, "CI detector"),
     (c.Resource.VCS_REF_HEAD_NAME, "CI detector"),
     (c.Resource.VCS_CHANGE_ID, "CI detector (pull/merge request number)"),
+    (
+        c.Resource.CICD_PIPELINE_RUN_ACTOR,
+        "CI detector: `GITHUB_ACTOR` (ours: semconv names no actor; never a metric label)",
+    ),
 )
 
 
@@ -208,8 +224,18 @@ def render() -> str:
         f"| `{c.Env.LEDGER_TOKEN}` | bearer token the ledger service requires (`otel-ai-cost ledger serve`) |",
         f"| `{c.Env.BUDGETS}` | the budgets file of `otel-ai-cost budgets check`/`render` when `--budgets` is not "
         "given (default: `config/budgets.yaml` in the working directory or the nearest directory above) |",
+        f"| `{c.Env.ANTHROPIC_SDK_SPANS}` | `keep` keeps the anthropic SDK's own span of each call we record, as a "
+        "child of ours (default: ours alone, one span per call) |",
         f"| `{c.Env.API_ENVIRONMENTS}` | the environments the `/ai_usage` Lambda (`otel_ai_cost.api.lambda_handler`) "
         "may read: a comma list, or `*` (unset: every environment) |",
+        f"| `{c.Env.TRACK_AI_USAGE}` | legacy tracker's switch: `false` makes `instrument()` and the entry points do "
+        "nothing |",
+        f"| `{c.Env.TRACK_TO_FILE}` | legacy: `true` also appends each call to `{c.Env.USAGE_FILE}` as a "
+        "`usage.jsonl` line |",
+        f"| `{c.Env.USAGE_FILE}` | the file of `{c.Env.TRACK_TO_FILE}=true` (default: `/tmp/ai_usage.jsonl`) |",
+        f"| `{c.Env.DYNAMODB_TABLE_NAME}` | legacy: the DynamoDB ledger table when `{c.Env.LEDGER}` is unset |",
+        f"| `{c.Env.USER_ID}` | legacy: the process's `{c.Attribution.USER_ID}` |",
+        f"| `{c.Env.APP_VERSION}` | legacy: `{c.Resource.SERVICE_VERSION}` |",
         "",
     ]
     return "\n".join(out)

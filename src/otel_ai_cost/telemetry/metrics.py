@@ -45,6 +45,7 @@ from otel_ai_cost.contract import (
 )
 from otel_ai_cost.pricing.usage import Usage
 from otel_ai_cost.telemetry.errors import internal_error_counts, report_internal_error
+from otel_ai_cost.telemetry.sdk_histograms import record_batch
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -173,35 +174,33 @@ class CostMetrics:
         tokens: dict[Labels, list[Any]] = {}
         requests: dict[Labels, list[Any]] = {}
         labels_of_call: dict[tuple[Any, ...], Labels] = {}
-        histogram_attributes: dict[tuple[Any, ...], tuple[Attributes, Attributes, Attributes]] = {}
+        histograms: dict[tuple[Any, ...], tuple[_Batch, _Batch, _Batch]] = {}  # duration, input, output tokens
         bound = self._bounds.value
-        record_duration = self.duration.record
-        record_tokens = self.token_usage.record
         for p in points:
             key = (p.labels_of, p.provider, p.model, p.operation, id(p.attribution))
             labels = labels_of_call.get(key)
             if labels is None:
                 labels = labels_of_call[key] = tuple((name, bound(name, value)) for name, value in p.labels_of(p))
             key = (p.operation, p.provider, p.model, p.error_type)
-            attributes = histogram_attributes.get(key)
-            if attributes is None:
+            batches = histograms.get(key)
+            if batches is None:
                 semconv = {
                     GenAI.OPERATION_NAME: bound(GenAI.OPERATION_NAME, p.operation),
                     GenAI.PROVIDER_NAME: bound(GenAI.PROVIDER_NAME, p.provider),
                     GenAI.REQUEST_MODEL: bound(GenAI.REQUEST_MODEL, p.model),
                 }
-                attributes = histogram_attributes[key] = (
-                    semconv if p.error_type is None else {**semconv, ERROR_TYPE: p.error_type},
-                    {**semconv, GenAI.TOKEN_TYPE: "input"},
-                    {**semconv, GenAI.TOKEN_TYPE: "output"},
+                batches = histograms[key] = (
+                    (semconv if p.error_type is None else {**semconv, ERROR_TYPE: p.error_type}, []),
+                    ({**semconv, GenAI.TOKEN_TYPE: "input"}, []),
+                    ({**semconv, GenAI.TOKEN_TYPE: "output"}, []),
                 )
-            # Histograms take one observation per call. Exemplars ride on the counters (cheaper, and the spend
-            # counter is where a trace link is wanted).
-            record_duration(p.duration_s, attributes[0])
+            # Histograms take one observation per call, batched per series (`sdk_histograms`). Exemplars ride on
+            # the counters (cheaper, and the spend counter is where a trace link is wanted).
+            batches[0][1].append(p.duration_s)
             usage = p.usage
             if usage is not None:
-                record_tokens(usage.input_tokens, attributes[1])
-                record_tokens(usage.output_tokens, attributes[2])
+                batches[1][1].append(usage.input_tokens)
+                batches[2][1].append(usage.output_tokens)
             # Counters are summed per series first; the last call's span becomes the exemplar.
             if p.amount is not None:
                 _add(spend, labels, p.amount, p.span_context)
@@ -209,6 +208,11 @@ class CostMetrics:
                 _add(tokens, (*labels, (GenAI.TOKEN_TYPE, token_type)), count, p.span_context)
             series = (*labels, (OUTCOME_LABEL, p.outcome), (Cost.PRICING_STATUS, p.pricing_status))
             _add(requests, series, 1, p.span_context)
+        for duration, input_tokens, output_tokens in histograms.values():
+            record_batch(self.duration, *duration)
+            for batch in (input_tokens, output_tokens):
+                if batch[1]:
+                    record_batch(self.token_usage, *batch)
         for labels, (amount, span_context) in spend.items():
             # Prometheus stores float64; the exact figure is on the span and in the ledger.
             self.spend.add(float(amount), dict(labels), context=_exemplar_context(span_context))
@@ -218,6 +222,7 @@ class CostMetrics:
 
 
 Attributes = dict[str, str]
+_Batch = tuple[Attributes, list[Any]]  # one histogram series: its attributes, and its values in call order
 
 
 def _add(sums: dict[Labels, list[Any]], labels: Labels, value: Any, span_context: SpanContext) -> None:

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
+from opentelemetry.context import Context, create_key, set_value
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
@@ -51,6 +51,9 @@ AttributeValue = str | bool | int | float | Sequence[str]
 
 logger = logging.getLogger("otel_ai_cost")
 
+# Set in the context an instrumented SDK call runs in (`Call.context`): "this call already has our span".
+CALL_IN_FLIGHT = create_key("otel_ai_cost.call_in_flight")
+
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"true", "1", "yes", "span_only", "span_and_event"}
@@ -66,6 +69,7 @@ class Recorder:
         catalog: PriceCatalog | None = None,
     ) -> None:
         self.tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, tracer_provider, schema_url=SCHEMA_URL)
+        self.meter_provider = meter_provider  # None: the global one
         self.metrics: CostMetrics = metrics_for(meter_provider)
         self._catalog = catalog
         self.capture_content = _truthy(os.environ.get(Env.CAPTURE_MESSAGE_CONTENT))
@@ -158,8 +162,10 @@ class Call:
         "_start_perf",
         "_started_at",
         "ended",
+        "error_type",
         "first_chunk_at",
         "operation",
+        "pricing_status",
         "provider",
         "request_model",
         "route_state",
@@ -182,6 +188,8 @@ class Call:
         self.operation = operation
         self.request_model = request_model
         self.ended = False
+        self.pricing_status: str | None = None  # set when the call has finished (a PricingStatus value)
+        self.error_type: str | None = None  # set when the call has finished, if it failed
         self.route_state: object = None  # whatever the SDK route needs to remember between start and finish
         self.first_chunk_at: float | None = None
         self._started_at = time.time_ns()
@@ -220,8 +228,9 @@ class Call:
 
     @property
     def context(self) -> Context:
-        """The context in which the SDK call runs, so spans it makes (the anthropic SDK's own) nest under ours."""
-        return trace.set_span_in_context(self.span)
+        """The context in which the SDK call runs: spans it makes nest under ours, and `CALL_IN_FLIGHT` tells an
+        SDK patch that this call is already recorded (the anthropic SDK's own span is then not made)."""
+        return set_value(CALL_IN_FLIGHT, True, trace.set_span_in_context(self.span))
 
     def chunk_received(self) -> None:
         if self.first_chunk_at is None:
@@ -398,6 +407,7 @@ class Call:
         end_ns = time.time_ns()
         span.end(end_time=end_ns)
         recorder = self._recorder
+        self.pricing_status, self.error_type = status, error_type
         if recorder.quota is not None:
             recorder.quota.spent(self, amount)
         if recorder.ledger is not None:

@@ -13,19 +13,27 @@ Usage::
 
     AnthropicCostInstrumentor().instrument()  # or otel_ai_cost.instrument(), or opentelemetry-instrument
 
-The SDK's own span: `anthropic` 2.x emits a CLIENT span per API call when a tracer provider exists. Ours wraps the
-call from outside, so the SDK's span is its child, in the same trace. The two describe one call: cost, attribution
-and every metric are recorded once, by our span (instrumentation scope `otel_ai_cost`); the SDK's span is left as
-the SDK made it (it repeats the token counts, so a backend that sums tokens from spans should select our scope or
-the `ai_cost.pricing.status` attribute). To keep only ours, set `ANTHROPIC_OPEN_TELEMETRY=false`.
+**One span per call.** `anthropic` 2.x emits its own CLIENT span per API call whenever a tracer provider exists.
+For the calls recorded here (`messages`), ours is the one span: while such a call runs, the SDK is told it has no
+tracer, so it makes no span of its own, and its cost (about as much as ours again) is not paid. Ours carries
+what the SDK's span told: the operation, model, server, token counts (cache reads and writes included),
+finish reason and response id, plus `anthropic.request.id` (the `request-id` header, as the SDK names it) on
+calls that are not streamed, plus the cost and attribution. Calls recorded nowhere else (`count_tokens`, the
+models and batches APIs) keep the SDK's span. What is lost: the SDK's `traceparent` on the request to Anthropic
+(its propagation), and its `http.*` and `anthropic.organization.id` / `.workspace.id` attributes. To keep the SDK's
+span as well, as a child of ours (it then repeats the token counts: a backend summing tokens from spans should
+select our scope, `otel_ai_cost`, or the `ai_cost.pricing.status` attribute), set
+`OTEL_AI_COST_ANTHROPIC_SDK_SPANS=keep`; `ANTHROPIC_OPEN_TELEMETRY=false` turns the SDK's spans off everywhere.
 
 Entry-point name: `ai_cost_anthropic` (`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=ai_cost_anthropic` disables it).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from otel_ai_cost.contract import Env
 from otel_ai_cost.instrumentation.common.instrumentor import SdkCostInstrumentor
 
 
@@ -37,6 +45,19 @@ class AnthropicCostInstrumentor(SdkCostInstrumentor):
         from otel_ai_cost.instrumentation.anthropic.patch import AnthropicAdapter
 
         return AnthropicAdapter()
+
+    def _patch(self, recorder: Any) -> None:
+        super()._patch(recorder)
+        if os.environ.get(Env.ANTHROPIC_SDK_SPANS, "").strip().lower() != "keep":
+            from otel_ai_cost.instrumentation.anthropic.sdk_spans import silence_sdk_spans_of_recorded_calls
+
+            silence_sdk_spans_of_recorded_calls()
+
+    def _unpatch(self) -> None:
+        from otel_ai_cost.instrumentation.anthropic.sdk_spans import restore_sdk_spans
+
+        restore_sdk_spans()
+        super()._unpatch()
 
 
 __all__ = ["AnthropicCostInstrumentor"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_ai_cost.contract import Operation
+from otel_ai_cost.contract import GenAI, Operation
 from otel_ai_cost.instrumentation.anthropic import response_extractors as extract
 from otel_ai_cost.instrumentation.common.routes import request_body, start_call
 from otel_ai_cost.telemetry.recorder import Call, Recorder
@@ -26,12 +26,14 @@ class MessagesRoute:
             call.capture_output(extract.output_messages(getattr(message, "content", None)))
         usage = getattr(message, "usage", None)
         stop_reason = getattr(message, "stop_reason", None)
+        request_id = getattr(message, "_request_id", None)  # the SDK keeps the `request-id` header here
         call.finish(
             extract.message_usage(usage),
             response_model=getattr(message, "model", None),
             response_id=getattr(message, "id", None),
             finish_reasons=[stop_reason] if stop_reason else None,
             service_tier=extract.service_tier(usage),
+            extra_attributes={GenAI.ANTHROPIC_REQUEST_ID: request_id} if isinstance(request_id, str) else None,
         )
 
     def stream_observer(self, call: Call) -> MessageStreamObserver:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 
+from otel_ai_cost.budgets.quota import BudgetExceeded
 from otel_ai_cost.contract import Cloud, GenAI, Operation
 from otel_ai_cost.instrumentation.bedrock import response_extractors as extract
 from otel_ai_cost.instrumentation.bedrock.streams import observe_body, observe_event_stream
@@ -282,6 +283,8 @@ def make_api_call_wrapper(recorder: Recorder) -> Callable[..., Any]:
                 if instance.meta.service_model.service_name == SERVICE_NAME:
                     params = args[1] if len(args) > 1 else kwargs.get("api_params")
                     plan = _start(recorder, instance, operation_name, params if isinstance(params, Mapping) else {})
+            except BudgetExceeded:
+                raise  # a quota blocked the call: nothing is sent
             except Exception as exc:
                 report_internal_error("bedrock.start", exc)
                 plan = None

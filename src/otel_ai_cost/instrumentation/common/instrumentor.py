@@ -35,8 +35,10 @@ class CostInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         # The usage ledger, wired here too so that `opentelemetry-instrument` (which loads this instrumentor by
         # entry point, without `instrument()`) gets it; idempotent. Lazy import: instrument_api imports this module.
-        from otel_ai_cost.instrument_api import attach_ledger
+        from otel_ai_cost.instrument_api import attach_ledger, tracking_enabled
 
+        if not tracking_enabled():  # TRACK_AI_USAGE=false: nothing patched, no ledger (said once, at debug level)
+            return
         recorder = Recorder(
             tracer_provider=attach_ledger(kwargs.get("tracer_provider"), owner=self.sdk_module),
             meter_provider=kwargs.get("meter_provider"),

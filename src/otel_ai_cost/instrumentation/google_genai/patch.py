@@ -16,6 +16,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
+from otel_ai_cost.budgets.quota import BudgetExceeded
 from otel_ai_cost.contract import Operation
 from otel_ai_cost.instrumentation.common.streams import _observed, _observed_async
 from otel_ai_cost.instrumentation.google_genai import response_extractors as extract
@@ -70,6 +71,8 @@ def _fail(call: Call, error: BaseException) -> None:
 def _begin(recorder: Recorder, instance: Any, kwargs: dict[str, Any], stream: bool) -> tuple[Call, str | None] | None:
     try:
         return start_call(recorder, instance, kwargs, stream)
+    except BudgetExceeded:
+        raise  # a quota blocked the call: nothing is sent
     except Exception as exc:
         report_internal_error("google_genai.start", exc)
         return None

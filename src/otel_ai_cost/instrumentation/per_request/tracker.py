@@ -14,6 +14,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from otel_ai_cost.budgets.quota import BudgetExceeded
 from otel_ai_cost.contract import Cost
 from otel_ai_cost.instrumentation.per_request.skus import default_sku
 from otel_ai_cost.pricing.catalog import PriceCatalog
@@ -113,6 +114,8 @@ class TrackedRequest:
                 request_attributes=attributes,
             )
             self._token = otel_context.attach(self._call.context)  # spans made inside nest under ours
+        except BudgetExceeded:
+            raise  # a quota blocked the request: the block or function does not run
         except Exception as exc:
             report_internal_error("per_request.start", exc)
 
@@ -197,6 +200,10 @@ class track_request:  # a function-like name: used as @track_request(...) and wi
 
     def _begin(self) -> TrackedRequest:
         try:
+            from otel_ai_cost.instrument_api import tracking_enabled  # lazy: instrument_api imports this package
+
+            if not tracking_enabled():  # the seeds' TRACK_AI_USAGE=false: nothing is recorded
+                return _untracked(self.sku, self.count, self.billed)
             recorder = current_recorder()
         except Exception as exc:
             report_internal_error("per_request.recorder", exc)

@@ -71,8 +71,9 @@ def calls_made(provider: TracerProvider, stand_in, monkeypatch: pytest.MonkeyPat
     with pytest.raises(openai.BadRequestError):
         oa.chat.completions.create(model="gpt-4o-mini", messages=hi)
     stand_in.push(Scenario(prompt_tokens=10, completion_tokens=5))
-    for _ in oa.chat.completions.create(model="gpt-4o-mini", messages=hi, stream=True):
-        break  # abandoned: partial
+    stream = oa.chat.completions.create(model="gpt-4o-mini", messages=hi, stream=True)
+    next(iter(stream))
+    stream.close()  # abandoned: partial (closed here, not whenever the garbage collector gets to it)
     ant = anthropic.Anthropic(base_url=stand_in.anthropic_base_url, api_key="sk-ant-test", max_retries=0)
     stand_in.push(
         Scenario(

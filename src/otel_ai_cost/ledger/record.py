@@ -71,11 +71,11 @@ class LedgerRecord:
 
     @property
     def day(self) -> str:
-        return self.timestamp.astimezone(timezone.utc).strftime("%Y-%m-%d")
+        return format_timestamp(self.timestamp)[:-17]  # the UTC date of `2026-12-07T15:12:00.123456Z`
 
     @property
     def month(self) -> str:
-        return self.timestamp.astimezone(timezone.utc).strftime("%Y-%m")
+        return self.day[:-3]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: Decimal as an exact string, time as ISO 8601 UTC with 'Z'."""
@@ -107,7 +107,11 @@ class LedgerRecord:
 
 
 def format_timestamp(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """`2026-12-07T15:12:00.123456Z`: UTC, always with microseconds (the ledger compares these as text)."""
+    utc = value.astimezone(timezone.utc)
+    if utc.year < 1000:  # isoformat pads the year to 4 digits, strftime does not: keep strftime's text
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # isoformat: a third of strftime's cost
 
 
 def parse_timestamp(value: str | datetime) -> datetime:

@@ -887,7 +887,7 @@ def _row(record: LedgerRecord) -> tuple[Any, ...]:
     if timestamp.tzinfo is None:
         raise ValueError(f"record {record.trace_id}/{record.span_id}: timestamp must be timezone-aware")
     values = list(_FIELD_VALUES(record))
-    values[_TIMESTAMP_AT] = format_timestamp(timestamp)
+    values[_TIMESTAMP_AT] = stamp = format_timestamp(timestamp)
     amount = record.amount
     if amount is not None:
         values[_AMOUNT_AT] = format(amount, "f")
@@ -898,7 +898,7 @@ def _row(record: LedgerRecord) -> tuple[Any, ...]:
     micro = pico = residual = None
     if amount is not None:
         micro, pico, residual = split_amount(amount)
-    values += [record.day, record.response_model or record.request_model, micro, pico, residual]
+    values += [stamp[:10], record.response_model or record.request_model, micro, pico, residual]  # stamp: UTC
     return tuple(values)
 
 

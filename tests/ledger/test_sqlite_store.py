@@ -143,7 +143,9 @@ def test_large_totals_stay_exact(sqlite_store: SQLiteStore, make_record: MakeRec
     assert sqlite_store.totals("production", "2026-01").amount == amount * 2000
 
 
-@pytest.mark.parametrize("amount", ["0", "1", "0.000000000001", "0.123456789012345", "123456789.5", "1E+3"])
+@pytest.mark.parametrize(
+    "amount", ["0", "1", "0.000000000001", "0.123456789012345", "123456789.5", "1E+3", "0.0000223500", "-0.5"]
+)
 def test_split_amount_is_exact(amount: str):
     micro, pico, residual = split_amount(Decimal(amount))
     assert 0 <= pico < 10**6

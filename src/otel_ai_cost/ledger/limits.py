@@ -273,7 +273,10 @@ def check_record(record: Any) -> None:
         joined = "".join(texts)
     except TypeError:  # a value that is not text
         joined = "\x00"
-    if max(map(len, texts)) > MAX_NAME_CHARS or not _plain_text(joined):  # only URLs and the note may be longer
+    # Only URLs and the note may be longer. Texts that add up to at most MAX_NAME_CHARS are each within it: the
+    # usual case, with no length taken per text.
+    too_long = len(joined) > MAX_NAME_CHARS and max(map(len, texts)) > MAX_NAME_CHARS
+    if too_long or not _plain_text(joined):
         for field, limit in TEXT_LIMITS.items():
             check_text(field, getattr(record, field), limit)
     if not record.environment:
@@ -284,7 +287,7 @@ def check_record(record: Any) -> None:
     if record.record_source == _SPAN_SOURCE and record.cost_source not in _COST_SOURCES:
         check_choice(Record.COST_SOURCE, record.cost_source, _COST_SOURCES)
     counts = _COUNTS_OF(record)
-    if not (all(type(v) is int for v in counts) and min(counts) >= 0 and max(counts) <= MAX_TOKENS) or (
+    if not (set(map(type, counts)) == _INT_ONLY and min(counts) >= 0 and max(counts) <= MAX_TOKENS) or (
         record.web_search_requests > MAX_WEB_SEARCH_REQUESTS
     ):
         for field, maximum in COUNT_LIMITS.items():
@@ -305,6 +308,7 @@ def check_record(record: Any) -> None:
 
 _TEXTS_OF = attrgetter(*TEXT_LIMITS)
 _COUNTS_OF = attrgetter(*COUNT_LIMITS)
+_INT_ONLY = {int}  # counts of exactly int: a bool is not a count
 _CHOSEN_OF = attrgetter(*_CHOICES)
 _VALID_CHOICES = frozenset(itertools.product(*_CHOICES.values()))  # every valid combination, precomputed
 _SPAN_SOURCE = RecordSource.SPAN.value

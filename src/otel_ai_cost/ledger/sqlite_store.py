@@ -91,7 +91,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -335,7 +335,11 @@ def split_amount(amount: Decimal) -> tuple[int, int, str | None]:
 
     `micro * 1e-6 + pico * 1e-12 + remainder == amount`, exactly; the integers are what SQL sums.
     """
-    picos = int(EXACT.scaleb(amount, _PICO_DIGITS).to_integral_value(rounding=ROUND_FLOOR, context=EXACT))
+    scaled = EXACT.scaleb(amount, _PICO_DIGITS)
+    picos = int(scaled)
+    if picos == scaled:  # the common case, no remainder: a fifth of the general path's cost
+        return (*divmod(picos, _MICRO), None)
+    picos = int(scaled.to_integral_value(rounding=ROUND_FLOOR, context=EXACT))
     residual = EXACT.subtract(amount, EXACT.scaleb(Decimal(picos), -_PICO_DIGITS))
     micro, pico = divmod(picos, _MICRO)
     return micro, pico, (format(residual, "f") if residual else None)
@@ -503,7 +507,7 @@ class SQLiteStore:
                 elif (conflict := _conflict(cursor, record, row)) is not None:
                     conflicts.append(conflict)
             try:
-                _add_to_totals(cursor, [record for record, _ in inserted])
+                _add_to_totals(cursor, inserted)
                 _add_to_daily(cursor, inserted)
             except _RECORD_ERRORS as exc:  # a sum would leave 64 bits: caused by this batch's records together
                 _raise_for_batch(records, exc)
@@ -1051,19 +1055,28 @@ def _day(value: date | str) -> str:
     return value if isinstance(value, str) else value.strftime("%Y-%m-%d")
 
 
-def _add_to_totals(cursor: sqlite3.Cursor, inserted: Sequence[LedgerRecord]) -> None:
-    """Adds the newly inserted records to the running totals (inside the caller's transaction)."""
-    deltas: dict[tuple[str, str, str, str], list[Any]] = {}
-    for record in inserted:
-        model = record.response_model or record.request_model
-        unpriced = 1 if record.pricing_status == PricingStatus.UNPRICED.value else 0
-        amount = record.amount or Decimal(0)
-        for period in (record.day, record.month):
-            delta = deltas.setdefault((record.environment, period, record.provider, model), [Decimal(0), 0, 0])
-            delta[0] = EXACT.add(delta[0], amount)
-            delta[1] += 1
-            delta[2] += unpriced
-    for key, (amount, calls, unpriced) in deltas.items():
+def _add_to_totals(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord, tuple[Any, ...]]]) -> None:
+    """Adds the newly inserted records to the running totals (inside the caller's transaction). Amounts are summed
+    as the row's integer micro and pico halves (plus the rare remainders), and made one exact decimal per total."""
+    sums: dict[tuple[str, str, str, str], list[Any]] = {}
+    unpriced_status = PricingStatus.UNPRICED.value
+    for record, row in inserted:
+        day = row[_DAY_AT]
+        unpriced = record.pricing_status == unpriced_status
+        residual = row[_RESIDUAL_AT]
+        for period in (day, day[:7]):
+            key = (record.environment, period, record.provider, row[_MODEL_AT])
+            total = sums.get(key)
+            if total is None:
+                total = sums[key] = [0, 0, [], 0, 0]
+            total[0] += row[_MICRO_AT] or 0
+            total[1] += row[_PICO_AT] or 0
+            if residual is not None:
+                total[2].append(Decimal(residual))
+            total[3] += 1
+            total[4] += unpriced
+    for key, (micro, pico, residuals, calls, unpriced) in sums.items():
+        amount = exact_sum(micro, pico, residuals)
         current = cursor.execute(
             "SELECT amount FROM totals WHERE environment = ? AND period = ? AND provider = ? AND model = ?", key
         ).fetchone()
@@ -1084,6 +1097,8 @@ def _add_to_totals(cursor: sqlite3.Cursor, inserted: Sequence[LedgerRecord]) -> 
 
 
 _ROW_INDEX = {name: i for i, name in enumerate(_COLUMNS)}
+_DAILY_KEY_OF = itemgetter(*(_ROW_INDEX[name] for name in _DAILY_KEY))
+_DAY_AT, _MODEL_AT, _MICRO_AT, _PICO_AT, _RESIDUAL_AT = (_ROW_INDEX[name] for name in _DERIVED)
 
 
 def _spend_by(conn: sqlite3.Connection, column: str, environment: str, days: tuple[str, str]) -> dict[str, Decimal]:
@@ -1133,14 +1148,14 @@ def _add_to_daily(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord,
     residuals: dict[tuple[Any, ...], Decimal] = {}
     unpriced_status = PricingStatus.UNPRICED.value
     for record, row in inserted:
-        key = tuple(row[_ROW_INDEX[name]] for name in _DAILY_KEY)
+        key = _DAILY_KEY_OF(row)
         delta = deltas.get(key)
         if delta is None:
-            delta = deltas[key] = [row[_ROW_INDEX["model"]], *(0 for _ in _DAILY_MEASURES)]
+            delta = deltas[key] = [row[_MODEL_AT], *(0 for _ in _DAILY_MEASURES)]
         delta[1] += 1
         delta[2] += record.pricing_status == unpriced_status
-        delta[3] += row[_ROW_INDEX["amount_micro"]] or 0
-        delta[4] += row[_ROW_INDEX["amount_pico"]] or 0
+        delta[3] += row[_MICRO_AT] or 0
+        delta[4] += row[_PICO_AT] or 0
         delta[5] += record.input_tokens
         delta[6] += record.output_tokens
         delta[7] += record.cache_read_input_tokens
@@ -1148,7 +1163,7 @@ def _add_to_daily(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord,
         delta[9] += record.cache_write_1h_input_tokens
         delta[10] += record.reasoning_output_tokens
         delta[11] += is_cost_unknown(record)
-        residual = row[_ROW_INDEX["amount_residual"]]
+        residual = row[_RESIDUAL_AT]
         if residual is not None:
             residuals[key] = EXACT.add(residuals.get(key, Decimal(0)), Decimal(residual))
     cursor.executemany(_UPSERT_DAILY, [(*key, *delta) for key, delta in deltas.items()])

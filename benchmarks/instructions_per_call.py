@@ -162,18 +162,13 @@ def make_telemetry(workload: str) -> Telemetry:
     return Telemetry(tracer_provider, meter_provider, reader, exporter)
 
 
-def child(workload: str, mode: str, calls: int, workdir: Path, official_dir: str) -> None:
-    """One measured process: `calls` calls of `workload` in `mode`. Writes what it saw to `workdir/result.json`;
-    the ledger, if any, is left to the parent to check (reading it here would be counted as the calls' cost)."""
+def set_up(workload: str, mode: str, workdir: Path, official_dir: str) -> tuple[Telemetry | None, Any]:
+    """A child's telemetry and instrumentation for `mode` (the ledger, for `ours_ledger`, in `workdir`): the
+    telemetry (None for `bare`) and the official instrumentor, if that is the mode."""
     if mode == "official":
         sys.path.insert(0, official_dir)  # only here: the official dists' entry points stay out of everything else
     os.environ["OTEL_AI_COST_LEDGER"] = f"sqlite:///{workdir / 'usage.db'}" if mode == "ours_ledger" else "none"
     sys.path.insert(0, str(HERE))
-    import anthropic
-    import httpx2
-    import openai
-    import overhead
-
     import otel_ai_cost
 
     telemetry = None if mode == "bare" else make_telemetry(workload)
@@ -192,52 +187,86 @@ def child(workload: str, mode: str, calls: int, workdir: Path, official_dir: str
             official.instrument(**providers)
         else:
             otel_ai_cost.instrument(**providers)
+    return telemetry, official
 
-    messages = [{"role": "user", "content": overhead.USER_PROMPT}]
-    tokens = chunks = 0
+
+def make_client(workload: str, *, anthropic_sdk_span: bool = True) -> Any:
+    """The workload's real SDK client on the canned transport. An anthropic client keeps the SDK's defaults (its
+    own span on whenever a tracer provider is set) unless `anthropic_sdk_span` is False."""
+    import anthropic
+    import httpx2
+    import openai
+    import overhead
+
     if workload == "anthropic":
-        client = anthropic.Anthropic(  # the SDK's defaults: its own span on whenever a tracer provider is set
+        return anthropic.Anthropic(
             api_key="sk-ant-bench",
             http_client=httpx2.Client(transport=httpx2.MockTransport(overhead._anthropic_handler)),
+            **({} if anthropic_sdk_span else {"open_telemetry": False}),
         )
-        for _ in range(calls):
-            message = client.messages.create(model=overhead.ANTHROPIC_MODEL, max_tokens=200, messages=messages)
-            tokens += message.usage.input_tokens + message.usage.output_tokens
-    else:
-        oa = openai.OpenAI(
-            api_key="sk-bench", http_client=httpx2.Client(transport=httpx2.MockTransport(overhead._openai_handler))
-        )
-        for _ in range(calls):
-            if workload == "chat":
-                completion = oa.chat.completions.create(model=overhead.OPENAI_MODEL, messages=messages, max_tokens=200)
-                tokens += completion.usage.total_tokens if completion.usage else 0
-                continue
-            stream = oa.chat.completions.create(
-                model=overhead.OPENAI_MODEL,
-                messages=messages,
-                max_tokens=200,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            for chunk in stream:
-                chunks += 1
-                if chunk.usage is not None:
-                    tokens += chunk.usage.total_tokens
+    return openai.OpenAI(
+        api_key="sk-bench", http_client=httpx2.Client(transport=httpx2.MockTransport(overhead._openai_handler))
+    )
 
-    by_scope: dict[str, int] = {}
-    priced = with_usage = 0
-    if telemetry is not None:
-        telemetry.reader.get_metrics_data()
-        telemetry.tracer_provider.force_flush()
-        if official is not None:
-            official.uninstrument()
-        else:
-            otel_ai_cost.uninstrument()
-        telemetry.tracer_provider.shutdown()
-        counter = telemetry.exporter
-        by_scope, priced, with_usage = dict(counter.by_scope), counter.ours_priced, counter.official_with_usage
-    result = {"tokens": tokens, "chunks": chunks, "by_scope": by_scope, "ours_priced": priced}
-    result["official_with_usage"] = with_usage
+
+def call(workload: str, client: Any) -> tuple[int, int]:
+    """One call of `workload`, read to the end: (tokens it reported, stream chunks read)."""
+    import overhead
+
+    messages = [{"role": "user", "content": overhead.USER_PROMPT}]
+    if workload == "anthropic":
+        message = client.messages.create(model=overhead.ANTHROPIC_MODEL, max_tokens=200, messages=messages)
+        return message.usage.input_tokens + message.usage.output_tokens, 0
+    if workload == "chat":
+        completion = client.chat.completions.create(model=overhead.OPENAI_MODEL, messages=messages, max_tokens=200)
+        return (completion.usage.total_tokens if completion.usage else 0), 0
+    stream = client.chat.completions.create(
+        model=overhead.OPENAI_MODEL,
+        messages=messages,
+        max_tokens=200,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    tokens = chunks = 0
+    for chunk in stream:
+        chunks += 1
+        if chunk.usage is not None:
+            tokens += chunk.usage.total_tokens
+    return tokens, chunks
+
+
+def tear_down(telemetry: Telemetry | None, official: Any) -> dict[str, Any]:
+    """Collects the metrics, flushes the spans, uninstruments; what the span counter saw."""
+    import otel_ai_cost
+
+    if telemetry is None:
+        return {"by_scope": {}, "ours_priced": 0, "official_with_usage": 0}
+    telemetry.reader.get_metrics_data()
+    telemetry.tracer_provider.force_flush()
+    if official is not None:
+        official.uninstrument()
+    else:
+        otel_ai_cost.uninstrument()
+    telemetry.tracer_provider.shutdown()
+    counter = telemetry.exporter
+    return {
+        "by_scope": dict(counter.by_scope),
+        "ours_priced": counter.ours_priced,
+        "official_with_usage": counter.official_with_usage,
+    }
+
+
+def child(workload: str, mode: str, calls: int, workdir: Path, official_dir: str) -> None:
+    """One measured process: `calls` calls of `workload` in `mode`. Writes what it saw to `workdir/result.json`;
+    the ledger, if any, is left to the parent to check (reading it here would be counted as the calls' cost)."""
+    telemetry, official = set_up(workload, mode, workdir, official_dir)
+    client = make_client(workload)
+    tokens = chunks = 0
+    for _ in range(calls):
+        got_tokens, got_chunks = call(workload, client)
+        tokens += got_tokens
+        chunks += got_chunks
+    result = {"tokens": tokens, "chunks": chunks, **tear_down(telemetry, official)}
     (workdir / "result.json").write_text(json.dumps(result))
 
 

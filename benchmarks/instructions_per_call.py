@@ -154,7 +154,8 @@ def make_telemetry(workload: str) -> Telemetry:
     resource = Resource.create({"service.name": "otel-ai-cost-bench", "deployment.environment.name": "bench"})
     exporter = SpanCounter(OFFICIAL_SCOPE[workload])
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    # A queue no run fills: call_path.py's thousands of fast calls would otherwise outrun the export, and drop spans.
+    tracer_provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=1 << 16))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
     trace.set_tracer_provider(tracer_provider)

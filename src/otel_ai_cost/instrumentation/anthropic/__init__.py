@@ -25,6 +25,12 @@ span as well, as a child of ours (it then repeats the token counts: a backend su
 select our scope, `otel_ai_cost`, or the `ai_cost.pricing.status` attribute), set
 `OTEL_AI_COST_ANTHROPIC_SDK_SPANS=keep`; `ANTHROPIC_OPEN_TELEMETRY=false` turns the SDK's spans off everywhere.
 
+**Cost per call.** One span, started with the attributes known then; usage read from the typed message; metric
+observations aggregated when a reader collects; the ledger record written by a background thread.
+`benchmarks/instructions_per_call.py` (2026-12-07) measured a `messages.create` adding 338 k instructions, 0.19x
+the official `opentelemetry-instrumentation-genai-anthropic` with the SDK's span (1,774 k), and 617 k (0.35x) with
+the default SQLite ledger. `benchmarks/call_path.py` measured the caller's wait: +72 us on a 362 us mocked call.
+
 Entry-point name: `ai_cost_anthropic` (`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=ai_cost_anthropic` disables it).
 """
 

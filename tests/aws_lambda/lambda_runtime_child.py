@@ -38,6 +38,14 @@ class LambdaContext:
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     module_name, function_name = os.environ["_HANDLER"].rsplit(".", 1)
+    if layer := os.environ.get("OTEL_LAMBDA_LAYER_DIR"):
+        # As the OTel Lambda layer's `otel_wrapper` does: the instrumentor imports the handler named in
+        # ORIG_HANDLER and wraps it, and the runtime then calls the wrapped function.
+        sys.path.insert(0, layer)
+        os.environ["ORIG_HANDLER"] = os.environ["_HANDLER"]
+        from opentelemetry.instrumentation.aws_lambda import AwsLambdaInstrumentor
+
+        AwsLambdaInstrumentor().instrument()
     handler = getattr(importlib.import_module(module_name), function_name)
     timeout_s = float(os.environ.get("FUNCTION_TIMEOUT_S", "60"))
     for line in sys.stdin:

@@ -144,10 +144,11 @@ def test_an_integer_beyond_a_dynamodb_number_is_refused(store: DynamoDBStore, na
 
 @pytest.mark.parametrize("name", ["amount", "computed_amount"])
 def test_an_amount_that_would_make_a_large_running_total_unrepresentable_is_refused(name: str) -> None:
-    # 19 decimal places: a total of 10^20 USD would then need 39 digits, and every later write to it would fail.
-    with pytest.raises(InvalidRecord, match=rf"{name} has more than 18 decimal places"):
-        schema.validate(make_record(1, **{name: Decimal("0.0000000000000000001")}))
-    for fine in ("0.100000000000000000000000", "1E-18", "12345.000000000000000001"):
+    # 25 decimal places: a total of 10^14 USD would then need 39 digits, and every later write to it would fail.
+    with pytest.raises(InvalidRecord, match=rf"{name} has more than 24 decimal places"):
+        schema.validate(make_record(1, **{name: Decimal("0.0000000000000000000000001")}))
+    fine_amounts = ("0.100000000000000000000000", "1E-24", "12345.000000000000000000000001", "0.000014999999999999999")
+    for fine in fine_amounts:
         schema.validate(make_record(1, **{name: Decimal(fine)}))
 
 

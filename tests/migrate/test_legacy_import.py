@@ -148,9 +148,10 @@ def test_a_resume_file_of_another_import_is_refused(legacy_table: MakeTable, leg
 def test_into_the_dynamodb_ledger_exactly_and_a_cost_it_cannot_hold_is_reported(
     server: LoopbackDynamoDB, legacy_table: MakeTable, legacy_client: Any
 ):
-    too_fine = legacy_item(request_id="too-fine", cost_usd=1.4999999999999999e-05)  # 21 decimal places
-    table = legacy_table([*metrics(3), legacy_item(request_id="exact", cost_usd=0.000123456789), too_fine],
-                         stack="dev")  # fmt: skip
+    float_artefact = legacy_item(request_id="float-artefact", cost_usd=1.4999999999999999e-05)  # 21 places
+    too_fine = legacy_item(request_id="too-fine", cost_usd=1e-30)  # 30 decimal places: no float cost is this small
+    exact = legacy_item(request_id="exact", cost_usd=0.000123456789)
+    table = legacy_table([*metrics(3), exact, float_artefact, too_fine], stack="dev")
     store = DynamoDBStore(f"ledger-{uuid.uuid4().hex[:12]}", region=REGION, endpoint_url=server.endpoint_url)
     store.ensure_table()
     try:
@@ -159,11 +160,12 @@ def test_into_the_dynamodb_ledger_exactly_and_a_cost_it_cannot_hold_is_reported(
         records = stored(store)
     finally:
         store.close()
-    assert (first.imported, first.refused, again.imported, again.already_present) == (4, 1, 0, 4)
+    assert (first.imported, first.refused, again.imported, again.already_present) == (5, 1, 0, 5)
     (problem,) = first.problems
     assert problem.keys.sk == too_fine["SK"]["S"]
-    assert "more than 18 decimal places" in problem.reason
+    assert "more than 24 decimal places" in problem.reason
     assert format(records["exact"].amount, "f") == "0.000123456789"
+    assert format(records["float-artefact"].amount, "f") == "0.000014999999999999999"  # as the item's number text
     assert records["exact"].environment == "development"  # ReceiptsTable-dev-...
     assert (records["exact"].trace_id, records["exact"].span_id) == legacy_identity("exact")
 

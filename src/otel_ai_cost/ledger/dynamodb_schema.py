@@ -48,9 +48,11 @@ MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 MAX_BATCH_WRITE = 25
 MAX_NUMBER_DIGITS = 38
 # A running total is an ADD of amounts: its digits are the total's integer digits plus the most decimal places of
-# any amount added to it. Within 38 digits, 18 places leave totals up to 10^20 USD; more places would make a large
-# total unrepresentable, and every later write to it would be refused (ValidationException).
-MAX_AMOUNT_DECIMAL_PLACES = 18
+# any amount added to it. Within 38 digits, 24 places leave totals up to 10^14 USD; more places would make a large
+# total unrepresentable, and every later write to it would be refused (ValidationException). 24, not fewer: a cost
+# computed in floats, as the legacy tracker's were, has up to 17 significant digits, so any cost of 10^-8 USD or more
+# (a one-token call) fits exactly (`str(1.4999999999999999e-05)`: 21 places).
+MAX_AMOUNT_DECIMAL_PLACES = 24
 MAX_ITEM_BYTES = 400 * 1024
 # Key attribute values, in UTF-8 bytes: a partition key (the table's and every GSI's) and a sort key.
 MAX_PARTITION_KEY_BYTES = 2048
@@ -232,7 +234,7 @@ def validate(record: LedgerRecord) -> None:
             if _decimal_places(value) > MAX_AMOUNT_DECIMAL_PLACES:
                 raise InvalidRecord(
                     f"{where}: {name} has more than {MAX_AMOUNT_DECIMAL_PLACES} decimal places; DynamoDB's running "
-                    f"totals keep {MAX_NUMBER_DIGITS} digits, so that totals up to 10^20 USD stay exact"
+                    f"totals keep {MAX_NUMBER_DIGITS} digits, so that totals up to 10^14 USD stay exact"
                 )
     duration = record.duration_ms
     if duration != duration or duration in (float("inf"), float("-inf")) or (duration and abs(duration) < 1e-120):

@@ -30,7 +30,7 @@ running again reads the whole table again (a no-op). Without `resume_file` nothi
 starts over, just as safely.
 
 **Nothing is dropped silently.** An item that cannot be a record (`legacy_item.UnmappableItem`) and a record the
-ledger refuses (`store.InvalidRecord`, e.g. a cost of more than 18 decimal places in the DynamoDB ledger) are
+ledger refuses (`store.InvalidRecord`, e.g. a cost of more than 24 decimal places in the DynamoDB ledger) are
 counted and kept as `problems` with the item's PK and SK (the first `MAX_PROBLEMS_KEPT`; beyond that counted only);
 the page still counts as read, so a resumed import does not report them again, but a full re-run does.
 """

@@ -135,6 +135,37 @@ class Attribution:
     TAG_PREFIX = "ai_cost.tag."  # free-form tags: ai_cost.tag.<key>
 
 
+class Code:
+    """Code semconv attributes (v1.41, stable): the caller's line, on a call recorded `(unattributed)` in a strict
+    environment only (`Env.REQUIRE_CONTEXT`). Never metric labels."""
+
+    FILE_PATH = "code.file.path"  # absolute path of the caller's source file
+    LINE_NUMBER = "code.line.number"
+    FUNCTION_NAME = "code.function.name"  # module-qualified: `billing.invoices.Invoice.summarize`
+
+
+class ApiKey:
+    """Which API key paid for a call, without the key: `ai_cost.api_key.fingerprint` is the first 8 hex digits of
+    HMAC-SHA256(secret, key) (`Env.KEY_FINGERPRINT_SECRET`, else `KEY_FINGERPRINT_DEFAULT_SECRET`). An id: never a
+    metric label; the ledger counts keys seen in more than one environment instead (`LEDGER_SHARED_API_KEYS`)."""
+
+    FINGERPRINT = "ai_cost.api_key.fingerprint"
+
+
+# The fixed HMAC key of the fingerprints when `Env.KEY_FINGERPRINT_SECRET` is unset: the same in every process and
+# every installation, so fingerprints agree everywhere without any set-up. Public, so it hides a key only as well as
+# the key's own entropy does (a provider key has far more than a guess can cover); set the variable to a secret of
+# your own to make fingerprints unlinkable outside your organization (docs/operations.md, "One API key per
+# environment").
+KEY_FINGERPRINT_DEFAULT_SECRET = "otel-ai-cost/api-key-fingerprint/v1"
+KEY_FINGERPRINT_HEX_DIGITS = 8
+
+# `ai_cost.operation_type` of a call made with no operation type in an environment that requires one
+# (`Env.REQUIRE_CONTEXT`, default `production`): recorded, counted (`UNATTRIBUTED_CALLS`), never refused.
+UNATTRIBUTED = "(unattributed)"
+REQUIRE_CONTEXT_DEFAULT = "production"
+
+
 class Quota:
     """Usage quotas (`budgets.enforce` in the budgets file; `otel_ai_cost.budgets.quota`)."""
 
@@ -237,6 +268,10 @@ METRIC_LABELS_FORBIDDEN: frozenset[str] = frozenset(
         Resource.VCS_CHANGE_ID,
         GenAI.RESPONSE_ID,
         Test.CASE_NAME,
+        ApiKey.FINGERPRINT,
+        Code.FILE_PATH,
+        Code.LINE_NUMBER,
+        Code.FUNCTION_NAME,
         "trace_id",
         "span_id",
     }
@@ -376,10 +411,21 @@ QUOTA_WARNED = MetricSpec(
     labels=(Resource.DEPLOYMENT_ENVIRONMENT_NAME, Quota.LIMIT),
 )
 
+# Strict attribution (`Env.REQUIRE_CONTEXT`): calls recorded as UNATTRIBUTED, by environment and provider only.
+UNATTRIBUTED_CALLS = MetricSpec(
+    name="ai_cost.unattributed_calls",
+    instrument="counter",
+    unit="{call}",
+    description="Calls made without an operation type in an environment that requires one (recorded with "
+    "ai_cost.operation_type=(unattributed); the call itself is never refused).",
+    prometheus_name="ai_cost_unattributed_calls_total",
+    labels=(Resource.DEPLOYMENT_ENVIRONMENT_NAME, GenAI.PROVIDER_NAME),
+)
+
 METRICS: tuple[MetricSpec, ...] = (
     TOKEN_USAGE, OPERATION_DURATION, SPEND, TOKENS, REQUESTS, INSTRUMENTATION_ERRORS,
     LEDGER_EXPORTER_WRITTEN, LEDGER_EXPORTER_DUPLICATES, LEDGER_EXPORTER_LOST, LEDGER_EXPORTER_REJECTED,
-    LEDGER_EXPORTER_BUFFERED, QUOTA_BLOCKED, QUOTA_WARNED,
+    LEDGER_EXPORTER_BUFFERED, QUOTA_BLOCKED, QUOTA_WARNED, UNATTRIBUTED_CALLS,
 )  # fmt: skip
 
 
@@ -409,6 +455,22 @@ class Env:
     DYNAMODB_TABLE_NAME = "DYNAMODB_TABLE_NAME"  # the DynamoDB ledger table when LEDGER is unset
     USER_ID = "USER_ID"  # the process's ai_cost.user.id (a call's own user_id wins)
     APP_VERSION = "APP_VERSION"  # service.version
+    # Comma list of environments where a call needs an operation type (default REQUIRE_CONTEXT_DEFAULT; "" = none)
+    REQUIRE_CONTEXT = "OTEL_AI_COST_REQUIRE_CONTEXT"
+    KEY_FINGERPRINT_SECRET = "OTEL_AI_COST_KEY_FINGERPRINT_SECRET"  # HMAC key of ai_cost.api_key.fingerprint
+    # OpenTelemetry's own variables that `otel-ai-cost doctor` reads to show the set-up a process would run with.
+    OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
+    OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"
+    OTEL_RESOURCE_DETECTORS = "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS"
+    OTEL_DISABLED_INSTRUMENTATIONS = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+    OTEL_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
+    OTEL_METRICS_EXPORTER = "OTEL_METRICS_EXPORTER"
+    OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    OTLP_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    OTLP_METRICS_ENDPOINT = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+    OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+    OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+    OTLP_METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
 
 
 class Record:
@@ -459,6 +521,8 @@ class Record:
     VCS_CHANGE_ID = "vcs_change_id"
     RECORD_SOURCE = "record_source"  # RecordSource
     NOTE = "note"  # free text of a manual entry
+    API_KEY_FINGERPRINT = "api_key_fingerprint"  # ApiKey.FINGERPRINT; "" when the call's key is not known
+    CALL_SITE = "call_site"  # `path:line` of an unattributed call in a strict environment (Code.*), else ""
 
 
 class RecordSource(str, Enum):
@@ -469,6 +533,10 @@ class RecordSource(str, Enum):
 
 
 RECORD_SCHEMA_VERSION = 1
+
+# The environment `otel-ai-cost doctor --write-test` writes its one test record to (and removes it from): never a
+# real environment's, so the test record never counts in a real environment's totals, reports or budgets.
+DOCTOR_ENVIRONMENT = "otel-ai-cost-doctor"
 
 
 # Ledger service /metrics (`otel-ai-cost ledger serve`): exact period-to-date spend from the ledger's running totals,
@@ -623,6 +691,17 @@ LEDGER_RECONCILIATION_LAST_RUN = PrometheusMetric(
     "UTC month or of the last 7 days. Absent when no run did.",
 )
 
+# API keys seen in more than one environment (`LedgerStore.shared_api_keys`) over the last
+# SHARED_API_KEY_LOOKBACK_DAYS UTC days: counted per provider, the fingerprints themselves never a label.
+SHARED_API_KEY_LOOKBACK_DAYS = 7
+LEDGER_SHARED_API_KEYS = PrometheusMetric(
+    "ai_cost_ledger_shared_api_keys",
+    "gauge",
+    "API keys (by fingerprint) whose calls were recorded in more than one environment over the last 7 UTC days, "
+    "today included: a production key used from development or cicd. `otel-ai-cost doctor` lists them.",
+    ("provider",),
+)
+
 LEDGER_METRICS: tuple[PrometheusMetric, ...] = (
     LEDGER_SPEND,
     LEDGER_SPEND_BY_MODEL,
@@ -648,4 +727,5 @@ LEDGER_METRICS: tuple[PrometheusMetric, ...] = (
     LEDGER_RECONCILIATION_DISCREPANCY_RATIO,
     LEDGER_RECONCILIATION_DAYS,
     LEDGER_RECONCILIATION_LAST_RUN,
+    LEDGER_SHARED_API_KEYS,
 )

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from dynamodb_server import REGION
 
-from otel_ai_cost.ledger import billed_bounds, run_codec
+from otel_ai_cost.ledger import billed_bounds, run_codec, sqlite_store
 from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore
 from otel_ai_cost.ledger.sqlite_store import SCHEMA_VERSION, SQLiteStore
 from otel_ai_cost.ledger.store import BilledQuery, BilledWrite, InvalidRecord, UsageQuery
@@ -446,10 +446,12 @@ def test_a_version_3_file_is_migrated_to_4_keeping_every_record_and_total(tmp_pa
             store.aggregate(UsageQuery(), ["environment", "provider", "model"]),
             list(store.query(UsageQuery())),
         )
-    # A version 3 file: the same file without the version 4 tables, as version 3 wrote it.
+    # A version 3 file: the same file without the version 4 tables (and what version 5 added), as version 3 wrote it.
     conn = sqlite3.connect(path)
-    for table in _BILLED_TABLES:
+    for table in _tables(path) - {"records", "daily", "totals"}:
         conn.execute(f"DROP TABLE {table}")
+    for column in sqlite_store._ADDED_COLUMNS.get(5, ()):
+        conn.execute(f"ALTER TABLE records DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 3")
     conn.commit()
     conn.close()
@@ -466,9 +468,9 @@ def test_a_version_3_file_is_migrated_to_4_keeping_every_record_and_total(tmp_pa
         store.replace_billed(pull(1, 1, [line(1, "a", "1.5")]))  # the new tables work at once
         assert [row.amount for row in store.billed_lines(ALL)] == [Decimal("1.5")]
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     conn.close()
-    assert _tables(path) == {"records", "daily", "totals"} | _BILLED_TABLES
+    assert _tables(path) >= {"records", "daily", "totals"} | _BILLED_TABLES  # and version 5's tables
 
 
 def test_the_sqlite_tables_keep_every_field_of_the_billed_shapes(tmp_path: Path):

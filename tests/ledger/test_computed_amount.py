@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_ai_cost.cli import main
 from otel_ai_cost.contract import INSTRUMENTATION_SCOPE, Cost, CostSource, GenAI, Record
+from otel_ai_cost.ledger import sqlite_store
 from otel_ai_cost.ledger.from_span import InvalidSpan, record_from_attributes
 from otel_ai_cost.ledger.manual import manual_record
 from otel_ai_cost.ledger.record import LedgerRecord
@@ -346,7 +347,8 @@ def test_a_new_file_has_the_column_and_the_version_1_tables(ledger_path: Path):
     v1_columns = [
         line.strip().split()[0] for line in _V1_DDL[0].splitlines()[1:] if not line.strip().startswith(("PRIMARY", ")"))
     ]
-    assert columns == [*v1_columns, "computed_amount"]  # a new file is a migrated version 1 file
+    # a new file is a migrated version 1 file
+    assert columns == [*v1_columns, "computed_amount", *sqlite_store._ADDED_COLUMNS[5]]
     indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "records_computed_day" in indexes
     conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
@@ -490,7 +491,9 @@ def test_records_expire_per_environment_and_totals_never(server: LoopbackDynamoD
         make_record(3, environment="development", timestamp=now),
         make_record(4, environment="staging", timestamp=now - timedelta(days=31)),  # already past retention
     ]
-    store.write(records)
+    result = store.write(records)
+    # Record 4 would expire at once: refused, as a replay of an expired record must be (next test).
+    assert (result.written, result.duplicates, result.pruned) == (3, 1, 1)
     items = server.client().scan(TableName=store.table)["Items"]  # a scan in a test only, to see every item
     expires = {item["trace_id"]["S"]: item.get("expires_at", {}).get("N") for item in items if "trace_id" in item}
     epoch = int(now.timestamp())
@@ -498,12 +501,37 @@ def test_records_expire_per_environment_and_totals_never(server: LoopbackDynamoD
         f"{1:032x}": str(epoch + 400 * 86400),
         f"{2:032x}": str(epoch + 30 * 86400),
         f"{3:032x}": None,
-        f"{4:032x}": str(epoch - 86400),
     }
     assert all("expires_at" not in item for item in items if "trace_id" not in item)  # totals and registry
     # An expired record is not returned (DynamoDB deletes it lazily) but stays in the running totals.
     assert ids(store.query(UsageQuery(environment="staging"))) == [2]
     assert store.totals("staging", now.strftime("%Y-%m-%d")).calls == 1
+    assert store.totals("staging", (now - timedelta(days=31)).strftime("%Y-%m-%d")).calls == 0
+
+
+def test_a_record_replayed_after_its_item_expired_is_not_counted_twice(
+    server: LoopbackDynamoDB, make_store: Any
+) -> None:
+    """DynamoDB's TTL deletes an expired record item but keeps its running totals; a replay of that record (a
+    collector retry, a re-import of usage.jsonl) must not add its amount to the totals a second time."""
+    store = make_store(retention=Retention({}, default_days=30))
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    day = now - timedelta(days=30) + timedelta(seconds=5)  # expires 5 s from now
+    record = make_record(7, environment="staging", timestamp=day, amount=Decimal("0.25"))
+    assert store.write([record]).written == 1
+    period = day.strftime("%Y-%m")
+    before = store.totals("staging", period)
+    # It expires, and DynamoDB's TTL deletes the item (what its background sweep does; moto has none).
+    client = server.client()
+    [item] = [item for item in client.scan(TableName=store.table)["Items"] if "trace_id" in item]
+    client.delete_item(TableName=store.table, Key={"PK": item["PK"], "SK": item["SK"]})
+    time.sleep(max(0.0, int(item["expires_at"]["N"]) + 1 - time.time()))
+
+    result = store.write([record])
+
+    assert (result.written, result.duplicates, result.pruned) == (0, 1, 1)
+    assert store.totals("staging", period) == before
+    assert before.calls == 1 and before.amount == Decimal("0.25")
 
 
 # -------------------------------------------------------------------------------------------------- repair

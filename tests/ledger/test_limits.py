@@ -328,8 +328,9 @@ def test_a_rollup_an_older_version_let_overflow_into_a_float_is_bypassed(
 def test_a_value_sqlite_cannot_bind_is_an_invalid_record_naming_it(make_record: MakeRecord):
     """Second line of defence below the bounds: an error a record's value causes is that record's."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    for statement in sqlite_module._SCHEMA_V1 + sqlite_module._SCHEMA_V2:
-        conn.execute(statement)
+    for version in sorted(sqlite_module._MIGRATIONS):  # a new file: every version's statements
+        for statement in sqlite_module._MIGRATIONS[version]:
+            conn.execute(statement)
     record = make_record()
     for bad_value in (2**64, "a\ud800", object()):
         row = list(sqlite_module._row(record))

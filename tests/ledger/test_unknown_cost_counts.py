@@ -23,6 +23,7 @@ import requests
 from dynamodb_server import REGION, LoopbackDynamoDB, fake_aws_environment, start_server
 
 from otel_ai_cost.contract import Outcome, PricingStatus
+from otel_ai_cost.ledger import sqlite_store
 from otel_ai_cost.ledger.dynamodb_store import DynamoDBStore
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.ledger.service import LedgerService, ServiceConfig
@@ -160,6 +161,8 @@ def _write_v2_file(path: Path) -> None:
         store.write(RECORDS)
     conn = sqlite3.connect(path)
     conn.execute("ALTER TABLE daily DROP COLUMN unknown_cost_calls")
+    for column in sqlite_store._ADDED_COLUMNS[5]:  # what version 5 added to the records
+        conn.execute(f"ALTER TABLE records DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 2")
     conn.commit()
     conn.close()
@@ -175,7 +178,7 @@ def test_a_version_2_file_is_migrated_and_its_rollup_counts_the_calls_of_unknown
         assert store.totals("production", "2026-01").unknown_cost_calls == sum(EXPECTED.values()) + 1
     assert _daily_columns(ledger_path) == [*_V2_DAILY_COLUMNS, "unknown_cost_calls"]
     conn = sqlite3.connect(ledger_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     conn.close()
 
 

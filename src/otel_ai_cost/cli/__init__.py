@@ -19,6 +19,7 @@ def _register() -> None:
     from otel_ai_cost.cli.dashboards import dashboards
     from otel_ai_cost.cli.demo import demo
     from otel_ai_cost.cli.docs import docs
+    from otel_ai_cost.cli.doctor import doctor
     from otel_ai_cost.cli.export import export
     from otel_ai_cost.cli.ledger import ledger
     from otel_ai_cost.cli.prices import prices
@@ -32,6 +33,7 @@ def _register() -> None:
     main.add_command(dashboards)
     main.add_command(demo)
     main.add_command(docs)
+    main.add_command(doctor)
     main.add_command(export)
     main.add_command(ledger)
     main.add_command(prices)

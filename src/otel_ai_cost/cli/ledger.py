@@ -1,4 +1,4 @@
-"""`otel-ai-cost ledger`: run the ledger service (`serve`) and prepare a store (`init`)."""
+"""`otel-ai-cost ledger`: run the ledger service (`serve`), prepare a store (`init`), prune old records (`prune`)."""
 
 from __future__ import annotations
 
@@ -201,6 +201,15 @@ def init(ledger_url: str | None) -> None:
         click.echo(f"otel-ai-cost ledger: SQLite ledger ready ({_describe(ledger_url)})")
     finally:
         store.close()
+
+
+def _add_prune() -> None:
+    from otel_ai_cost.cli.ledger_prune import prune  # its own module: retention of the SQLite ledger
+
+    ledger.add_command(prune)
+
+
+_add_prune()
 
 
 def _access(token_file: str | None, tokens_file: str | None) -> dict[str, object]:

@@ -206,6 +206,7 @@ def report(
             "environment": environment,
         }
         click.echo(render_report(rows, group_by, fmt, meta=meta, unpriced_models=unpriced))
+        _pruned_notes(store, environment, start, query, group_by)
 
 
 @click.group()
@@ -224,9 +225,27 @@ def show(job_id: str, environment: str | None, fmt: str, ledger: str | None) -> 
         records = list(store.query(UsageQuery(job_id=job_id, environment=environment)))
         if not records:
             _check_environment(store, environment, ledger)
+        _pruned_notes(store, environment, None, None, [])
     click.echo(render_job(job_id, records, fmt))
     if not records:
         raise SystemExit(1)
+
+
+def _pruned_notes(
+    store: LedgerStore, environment: str | None, start: date | None, query: UsageQuery | None, group_by: list[str]
+) -> None:
+    """On standard error, when the range reaches days a SQLite ledger pruned (`ledger prune`): whether the figures
+    are still complete (from the daily rollup) or miss those days (read from records). `query` None: records."""
+    horizons = getattr(store, "prune_horizons", None)
+    if not callable(horizons):
+        return
+    from otel_ai_cost.ledger.sqlite_prune import pruned_notes
+    from otel_ai_cost.ledger.sqlite_store import answers_from_rollup
+
+    from_rollup = query is not None and answers_from_rollup(query, group_by)
+    what = "this report" if query is not None else "jobs show"
+    for note in pruned_notes(horizons(), environment, start, from_rollup=from_rollup, what=what):
+        click.echo(note, err=True)
 
 
 # -- filters that match nothing -------------------------------------------------------------------------------

@@ -68,6 +68,8 @@ from otel_ai_cost.contract import CostSource, PricingStatus, Record
 from otel_ai_cost.ledger import billed_bounds, dynamodb_billed, limits, run_codec
 from otel_ai_cost.ledger import dynamodb_retry as retry
 from otel_ai_cost.ledger import store as ledger_store
+from otel_ai_cost.ledger.api_keys import SharedApiKey
+from otel_ai_cost.ledger.dynamodb_api_keys import API_KEYS_PK, KeyRegistry
 from otel_ai_cost.ledger.dynamodb_schema import (
     BATCH_TIME,
     CI_RUN_TIME,
@@ -107,6 +109,7 @@ from otel_ai_cost.ledger.dynamodb_schema import (
     validate,
 )
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp
+from otel_ai_cost.ledger.retention import Retention
 from otel_ai_cost.ledger.store import (
     GROUP_BY_FIELDS,
     AggregateRow,
@@ -139,7 +142,6 @@ DEFAULT_SHARDS = 16  # ~2,000 records/s per environment-day at 1 record per tran
 # nears 1,000 WCU/s (day and month items: overall, model, team, operation type); far more at 25 (merged per group)
 MAX_SHARDS = 100
 DEFAULT_RECORDS_PER_TRANSACTION = 25
-TTL_NEVER = 0  # `ttl_days=development:0`: records of that environment never expire
 REGISTRY_REFRESH_S = 60.0  # a writer re-registers its environments this often (one UpdateItem each): self-healing
 
 # Sums of money: enough precision that nothing we add can round, and a trap if it ever would.
@@ -162,60 +164,6 @@ class SchemaMismatch(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """TTL per environment, in days from the record's timestamp; `default_days` for the others (None: never)."""
-
-    by_environment: Mapping[str, int] = field(default_factory=dict)
-    default_days: int | None = None
-
-    def days(self, environment: str) -> int | None:
-        days = self.by_environment.get(environment, self.default_days)
-        return None if days in (None, TTL_NEVER) else days
-
-    def expires_at(self, record: LedgerRecord) -> int | None:
-        days = self.days(record.environment)
-        return None if days is None else int(record.timestamp.timestamp()) + days * 86400
-
-    @classmethod
-    def parse(cls, text: str) -> Retention:
-        """`90` (every environment), or `production:400,development:30,*:90` (`*` = the others, 0 = never)."""
-        text = text.strip()
-        if re.fullmatch(r"\d+", text):
-            return cls({}, _days(text, "ttl_days"))
-        by_environment: dict[str, int] = {}
-        default: int | None = None
-        for part in text.split(","):
-            name, sep, value = part.strip().rpartition(":")
-            if not sep or not name:
-                raise ValueError(f"ttl_days: expected ENVIRONMENT:DAYS or *:DAYS, got {part.strip()!r}")
-            days = _days(value, f"ttl_days for {name}")
-            if name == "*":
-                default = days
-            elif name in by_environment:
-                raise ValueError(f"ttl_days: {name} given twice")
-            else:
-                by_environment[name] = days
-        return cls(by_environment, default)
-
-    def describe(self) -> str:
-        def text(days: int | None) -> str:
-            return "never expire" if days in (None, TTL_NEVER) else f"{days} days"
-
-        parts = [f"{env}: {text(days)}" for env, days in sorted(self.by_environment.items())]
-        parts.append(f"{'other environments' if parts else 'all environments'}: {text(self.default_days)}")
-        return "; ".join(parts)
-
-
-def _days(value: str, what: str) -> int:
-    if not re.fullmatch(r"\d+", value.strip()):
-        raise ValueError(f"{what}: expected a whole number of days, got {value!r}")
-    days = int(value)
-    if days > 36500:
-        raise ValueError(f"{what}: {days} days is more than 100 years; use 0 for 'never expire'")
-    return days
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +389,7 @@ class DynamoDBStore:
         self._pool = ThreadPoolExecutor(max_workers=read_workers, thread_name_prefix="ledger-dynamodb")
         self.registry_refresh_s = registry_refresh_s
         self._registered: dict[tuple[str, int], float] = {}  # (environment, shards) -> when registered (monotonic)
+        self._api_keys = KeyRegistry()  # API key fingerprints per environment (`dynamodb_api_keys.py`)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -566,7 +515,20 @@ class DynamoDBStore:
             duplicates += 1  # the same identity twice in one batch: the second is a duplicate
             if not _same_content(first, record):
                 conflicts.append((first, record))
-        entries = [self._entry(record) for record in unique.values()]
+        # A record already past its environment's TTL may be one DynamoDB has deleted while its running totals kept
+        # its amount: storing it again would count it twice, so it is refused (like a replay of a pruned record).
+        now = time.time()
+        entries: list[_Entry] = []
+        expired: list[LedgerRecord] = []
+        for record in unique.values():
+            expires_at = self.retention.expires_at(record)
+            if expires_at is not None and expires_at <= now:
+                expired.append(record)
+            else:
+                entries.append(self._entry(record))
+        if expired:
+            _log_expired_once(expired[0], self.retention)
+        duplicates += len(expired)
         written = 0
         try:
             retries = self._register({entry.record.environment for entry in entries}, deadline)
@@ -575,6 +537,7 @@ class DynamoDBStore:
                 written += group_written
                 duplicates += group_duplicates
                 retries += group_retries
+            retries += self._api_keys.register(self, (entry.record for entry in entries), deadline)
         except retry.Refused as error:
             if len(entries) == 1:
                 key = entries[0].record.key
@@ -591,7 +554,9 @@ class DynamoDBStore:
             raise StoreUnavailable(f"{error} ({progress})", retry_after_s=error.retry_after_s) from error
         if conflicts:
             _log_conflict_once(*conflicts[0])
-        return WriteResult(written=written, duplicates=duplicates, retries=retries, conflicts=len(conflicts))
+        return WriteResult(
+            written=written, duplicates=duplicates, retries=retries, conflicts=len(conflicts), pruned=len(expired)
+        )
 
     def _entry(self, record: LedgerRecord) -> _Entry:
         """The record's item, validated (`InvalidRecord` names the record and the reason): the ledger's bounds
@@ -810,8 +775,15 @@ class DynamoDBStore:
         """After a failed write: the next write registers its environments again (the table may be new)."""
         with self._lock:
             self._registered.clear()
+        self._api_keys.forget()
 
     # -------------------------------------------------------------------------------------------------- read
+
+    def shared_api_keys(self, since: date | str) -> list[SharedApiKey]:
+        """API keys (by fingerprint) written in more than one environment on or after the UTC day `since`, with
+        those environments: one `Query` of the API key registry partition (`dynamodb_api_keys.py`)."""
+        self._check_open()
+        return KeyRegistry.shared(self._drain(_Read(None, API_KEYS_PK)), since)
 
     def environments(self) -> dict[str, int]:
         """Every environment ever written, with the largest shard count its records were written with.
@@ -990,7 +962,7 @@ class DynamoDBStore:
             arguments["ExclusiveStartKey"] = start_key
         response, _ = retry.call(self.retry_policy, "Query", lambda: self.client.query(**arguments))
         items = list(response.get("Items", []))
-        if self.read_progress is not None and read.partition != REGISTRY_PK:  # records, not the registry
+        if self.read_progress is not None and read.partition not in (REGISTRY_PK, API_KEYS_PK):  # records only
             self.read_progress(len(items))
         return items, response.get("LastEvaluatedKey")
 
@@ -1321,6 +1293,32 @@ class DynamoDBStore:
         response = self._call("Query", lambda: self.client.query(**arguments))
         return list(response.get("Items", [])), response.get("LastEvaluatedKey")
 
+    # ---------------------------------------------------------------------------------- remove an environment
+
+    def remove_environment(self, environment: str) -> int:
+        """Deletes one environment's record items, the running totals of their days and months, and its registry
+        item; returns how many records went. For `otel-ai-cost doctor --write-test`'s reserved environment
+        (`contract.DOCTOR_ENVIRONMENT`): totals are per environment, so no other environment's figure changes.
+
+        The records are found through the `env-time` index (a `Query` per shard, never a `Scan`), which is
+        eventually consistent: a record written a moment ago may be missed, so a caller that must see it gone
+        reads it back (by trace id) and calls this again. Not one transaction (`BatchWriteItem`)."""
+        self._check_open()
+        shards = self._shards_of(environment)
+        reads = [_Read(ENV_TIME, index_partition(ENV_TIME, environment, "", shard)) for shard in range(shards)]
+        items = [item for page in self._pool.map(self._drain, reads) for item in page]
+        records = len(items)
+        periods = {record_from_item(item).day for item in items}
+        periods |= {day[:7] for day in periods}
+        totals = [_Read(None, totals_partition(environment, p, s)) for p in sorted(periods) for s in range(shards)]
+        items += [item for page in self._pool.map(self._drain, totals) for item in page]
+        deletes = [{"DeleteRequest": {"Key": {PK: item[PK], SK: item[SK]}}} for item in items]
+        deletes.append({"DeleteRequest": {"Key": registry_key(environment)}})
+        retry.batch_write(self.client, self.table, deletes, self.retry_policy)
+        with self._lock:  # a later write of this store registers the environment again
+            self._registered = {key: at for key, at in self._registered.items() if key[0] != environment}
+        return records
+
     # ----------------------------------------------------------------------------------------------- repair
 
     def rebuild_totals(self, environment: str, month: str) -> int:
@@ -1495,6 +1493,29 @@ def _conflicts(
         if not _same_content(old, pending[i].record):
             found.append((old, pending[i].record))
     return found
+
+
+_expired_logged = False
+
+
+def _log_expired_once(record: LedgerRecord, retention: Retention) -> None:
+    """Warns about the first record of the process refused for being past its environment's TTL."""
+    global _expired_logged
+    with _conflict_lock:
+        if _expired_logged:
+            return
+        _expired_logged = True
+    logger.warning(
+        "otel-ai-cost ledger: record %s/%s of %s is dated %s, past its environment's TTL (%s days): refused, because "
+        "DynamoDB may already have deleted it while its running totals keep its amount, so storing it again could "
+        "count it twice. Such records are counted (WriteResult.pruned, as duplicates) and logged once per process; "
+        "to import older history, give the environment a longer ttl_days",
+        record.trace_id,
+        record.span_id,
+        record.environment,
+        record.timestamp.date().isoformat(),
+        retention.days(record.environment),
+    )
 
 
 def _log_conflict_once(stored: LedgerRecord, refused: LedgerRecord) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from otel_ai_cost.contract import CURRENCY, Attribution, CostSource, Outcome, Record, Resource
+from otel_ai_cost.contract import CURRENCY, Attribution, Code, CostSource, Outcome, Record, Resource
 from otel_ai_cost.ledger.record import LedgerRecord
 from otel_ai_cost.pricing.usage import Usage
 
@@ -72,6 +72,9 @@ def _with_attribution(fields: Mapping[str, Any], attribution: Mapping[str, Any])
     merged[Record.TAGS] = {
         key[len(_TAG_PREFIX) :]: str(value) for key, value in attribution.items() if key.startswith(_TAG_PREFIX)
     }
+    path = attribution.get(Code.FILE_PATH)  # an unattributed call in a strict environment: where it was made
+    if path is not None:
+        merged[Record.CALL_SITE] = f"{path}:{attribution.get(Code.LINE_NUMBER, 0)}"
     return merged
 
 
@@ -96,6 +99,7 @@ def call_record(
     pricing_tier: str,
     error_type: str,
     partial: bool,
+    api_key_fingerprint: str = "",
 ) -> LedgerRecord:
     """The record of one finished call. `resource` is `resource_fields(...)`, computed once per recorder; `usage`
     is None when the call reported none or an unreadable one (its counts are then left at 0, as on the span).
@@ -141,5 +145,6 @@ def call_record(
         duration_ms=max(0, end_time_ns - start_time_ns) / 1e6,
         outcome=outcome.value,
         error_type=error_type,
+        api_key_fingerprint=api_key_fingerprint,
         **_with_attribution(resource, attribution),
     )

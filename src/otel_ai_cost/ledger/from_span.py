@@ -15,7 +15,9 @@ from typing import Any
 from otel_ai_cost.contract import (
     CURRENCY,
     ERROR_TYPE,
+    ApiKey,
     Attribution,
+    Code,
     Cost,
     CostSource,
     GenAI,
@@ -112,6 +114,9 @@ def _build(
     }
     context = resource_fields(resource, attributes)  # the span's own attributes win over its resource's
     context[Record.TAGS] = tags
+    path = attributes.get(Code.FILE_PATH)
+    if path is not None:  # an unattributed call in a strict environment: where it was made (as `from_call` says)
+        context[Record.CALL_SITE] = f"{path}:{attributes.get(Code.LINE_NUMBER, 0)}"
     return LedgerRecord(
         trace_id=trace_id.lower(),
         span_id=span_id.lower(),
@@ -140,6 +145,7 @@ def _build(
         duration_ms=max(0, end_time_ns - start_time_ns) / 1e6,
         outcome=outcome.value,
         error_type=error_type,
+        api_key_fingerprint=text(ApiKey.FINGERPRINT),
         **context,
     )
 
@@ -173,6 +179,8 @@ _ATTRIBUTE_OF: dict[str, str] = {
     Record.CACHE_WRITE_1H_INPUT_TOKENS: Cost.USAGE_CACHE_CREATION_1H_INPUT_TOKENS,
     Record.REASONING_OUTPUT_TOKENS: GenAI.USAGE_REASONING_OUTPUT_TOKENS,
     Record.WEB_SEARCH_REQUESTS: Cost.USAGE_WEB_SEARCH_REQUESTS,
+    Record.API_KEY_FINGERPRINT: ApiKey.FINGERPRINT,
+    Record.CALL_SITE: Code.FILE_PATH,
 }
 
 

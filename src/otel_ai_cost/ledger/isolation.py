@@ -34,18 +34,20 @@ class IsolatedWrite:
     duplicates: int = 0
     retries: int = 0
     conflicts: int = 0
+    pruned: int = 0
     stored: list[LedgerRecord] = field(default_factory=list)
     rejected: list[tuple[LedgerRecord, InvalidRecord]] = field(default_factory=list)
 
     @property
     def result(self) -> WriteResult:
-        return WriteResult(self.written, self.duplicates, self.retries, self.conflicts)
+        return WriteResult(self.written, self.duplicates, self.retries, self.conflicts, self.pruned)
 
     def _add(self, result: WriteResult, records: Sequence[LedgerRecord]) -> None:
         self.written += result.written
         self.duplicates += result.duplicates
         self.retries += result.retries
         self.conflicts += result.conflicts
+        self.pruned += result.pruned
         self.stored.extend(records)
 
 

@@ -148,8 +148,10 @@ TEXT_LIMITS: dict[str, int] = {
             Record.VCS_REVISION,
             Record.VCS_REF_NAME,
             Record.VCS_CHANGE_ID,
+            Record.API_KEY_FINGERPRINT,
         )
     },
+    Record.CALL_SITE: MAX_URL_CHARS,
     Record.CICD_RUN_URL: MAX_URL_CHARS,
     Record.VCS_REPOSITORY_URL: MAX_URL_CHARS,
     Record.NOTE: MAX_NOTE_CHARS,

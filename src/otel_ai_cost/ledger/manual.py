@@ -201,6 +201,9 @@ def content_identity(record: LedgerRecord) -> tuple[str, str]:
     content = {k: v for k, v in record.to_dict().items() if k not in _NOT_CONTENT}
     if content.get(Record.COMPUTED_AMOUNT) is None:  # a field added later: absent, identities stay as they were
         content.pop(Record.COMPUTED_AMOUNT, None)
+    for added in (Record.API_KEY_FINGERPRINT, Record.CALL_SITE):  # the same for the fields of schema version 5
+        if not content.get(added):
+            content.pop(added, None)
     digest = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return digest[:32], digest[32:48]
 

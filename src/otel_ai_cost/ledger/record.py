@@ -67,6 +67,10 @@ class LedgerRecord:
     record_source: str = RecordSource.SPAN.value
     note: str = ""
     schema_version: int = RECORD_SCHEMA_VERSION
+    # Which API key paid (`ai_cost.api_key.fingerprint`: 8 hex digits of a keyed hash, never the key); "" unknown.
+    api_key_fingerprint: str = ""
+    # Where an unattributed call of a strict environment was made (`path:line`, from `code.*`); "" otherwise.
+    call_site: str = ""
 
     @property
     def key(self) -> tuple[str, str]:

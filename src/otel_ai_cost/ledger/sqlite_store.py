@@ -50,8 +50,15 @@ insert, and only for records actually inserted, so they never double count:
 
 **Schema.** Versioned with `PRAGMA user_version` (`SCHEMA_VERSION`); created on open, an older file migrated on
 open (`_MIGRATIONS`; version 2 added `computed_amount`, version 3 the rollup's `unknown_cost_calls`, counted from
-the records already stored in one pass over them, version 4 the billed side's tables, below, created empty). A file
-written by a newer version is refused rather than misread.
+the records already stored in one pass over them, version 4 the billed side's tables, below, created empty,
+version 5 `prune_horizons`, below, created empty). A file written by a newer version is refused rather than misread.
+
+**Retention** (`prune_plan()`, `prune()`, `prune_horizons()`; the rules in `sqlite_prune.py`, the command
+`otel-ai-cost ledger prune`): an environment's records before a day are deleted in one transaction, the `daily`
+rollup and `totals` kept, so every `aggregate()` the rollup answers and every `totals()` stay exact. The table
+`prune_horizons` keeps, per environment, the last day pruned; `write()` refuses a record dated on or before it
+(`WriteResult.pruned`, counted as a duplicate, logged once), since its day's figures are already in the rollup and
+a replay of a pruned record would otherwise count twice.
 
 **The billed side** (`otel_ai_cost.reconcile`: what the providers billed, and each reconciliation run) lives in four
 tables of its own, which no record read, rollup or running total ever touches, so billed money never counts as
@@ -87,7 +94,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import ROUND_FLOOR, Context, Decimal, Inexact, InvalidOperation, Overflow, Rounded
@@ -96,7 +103,8 @@ from pathlib import Path
 from typing import Any
 
 from otel_ai_cost.contract import CostSource, PricingStatus, Record
-from otel_ai_cost.ledger import billed_bounds, limits, run_codec
+from otel_ai_cost.ledger import billed_bounds, limits, run_codec, sqlite_prune
+from otel_ai_cost.ledger.api_keys import SharedApiKey, shared_keys
 from otel_ai_cost.ledger.record import LedgerRecord, format_timestamp, parse_timestamp
 from otel_ai_cost.ledger.store import (
     GROUP_BY_FIELDS,
@@ -118,7 +126,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError", "exact_sum", "
 
 logger = logging.getLogger("otel_ai_cost.ledger")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Decimal arithmetic that can never round silently: an inexact result raises instead.
 EXACT = Context(prec=400, traps=[InvalidOperation, Overflow, Inexact, Rounded])
@@ -131,7 +139,10 @@ _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord))
 _DERIVED: tuple[str, ...] = (Record.DAY, "model", "amount_micro", "amount_pico", "amount_residual")
 _COLUMNS: tuple[str, ...] = _FIELDS + _DERIVED
 # Columns added after version 1, by the migration that adds them (the version 1 table is created without them).
-_ADDED_COLUMNS: dict[int, tuple[str, ...]] = {2: (Record.COMPUTED_AMOUNT,)}
+_ADDED_COLUMNS: dict[int, tuple[str, ...]] = {
+    2: (Record.COMPUTED_AMOUNT,),
+    5: (Record.API_KEY_FINGERPRINT, Record.CALL_SITE),
+}
 _V1_COLUMNS: tuple[str, ...] = tuple(c for c in _COLUMNS if all(c not in a for a in _ADDED_COLUMNS.values()))
 
 _INTEGER_FIELDS = {f.name for f in fields(LedgerRecord) if f.type in ("int", int)}
@@ -291,7 +302,26 @@ _SCHEMA_V4 = [
 ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS reconciled_days_day ON reconciled_days (day)",
 ]
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}  # version -> to it
+# Version 5: operability (issue 15): the statements for retention (`ledger prune`) and API key fingerprints.
+_SCHEMA_V5: list[str] = [
+    sqlite_prune.SCHEMA,  # the prune horizon per environment: `write()` refuses records on or before it
+    # API key fingerprints and the call sites of unattributed calls (NULL in the records written before), and the
+    # environments each key was seen in, kept up to date by `write()` (`shared_api_keys()` reads this table only).
+    *(f"ALTER TABLE records ADD COLUMN {column} TEXT" for column in _ADDED_COLUMNS[5]),
+    """CREATE TABLE IF NOT EXISTS api_keys (
+    fingerprint TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    first_day TEXT NOT NULL,
+    last_day TEXT NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (fingerprint, provider, environment)
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS api_keys_last_day ON api_keys (last_day)",
+]
+
+# version -> the statements that migrate a file to it
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4, 5: _SCHEMA_V5}
 
 _INSERT = (
     f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -482,25 +512,41 @@ class SQLiteStore:
         rows = [_row(r) for r in records]  # outside the lock and the retries: a bad record fails fast
         with self._lock:
             self._check_open()
-            (written, conflicts), retries = self._retrying(
+            (written, conflicts, pruned), retries = self._retrying(
                 lambda: self._insert(records, rows), what=f"write to {self.path}"
             )
         if conflicts:
             _log_conflict_once(conflicts[0])
+        if pruned:
+            _log_pruned_once(pruned[0])
         return WriteResult(
-            written=written, duplicates=len(records) - written, retries=retries, conflicts=len(conflicts)
+            written=written,
+            duplicates=len(records) - written,
+            retries=retries,
+            conflicts=len(conflicts),
+            pruned=len(pruned),
         )
 
-    def _insert(self, records: list[LedgerRecord], rows: list[tuple[Any, ...]]) -> tuple[int, list[_Conflict]]:
-        """One transaction: the new records, then their running totals and rollup. Returns how many were new, and
-        the already stored identities whose stored content differs."""
+    def _insert(
+        self, records: list[LedgerRecord], rows: list[tuple[Any, ...]]
+    ) -> tuple[int, list[_Conflict], list[tuple[LedgerRecord, date]]]:
+        """One transaction: the new records, then their running totals and rollup. Returns how many were new, the
+        already stored identities whose stored content differs, and the records refused because they are dated on
+        or before their environment's prune horizon (with that horizon)."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             cursor = conn.cursor()
             inserted: list[tuple[LedgerRecord, tuple[Any, ...]]] = []
             conflicts: list[_Conflict] = []
+            pruned: list[tuple[LedgerRecord, date]] = []
+            # Read under the write lock, so a prune committed by another process a moment ago is seen.
+            horizons = {env: day.isoformat() for env, day in sqlite_prune.horizons(cursor).items()}
             for record, row in zip(records, rows, strict=True):
+                horizon = horizons.get(record.environment)
+                if horizon is not None and row[_DAY_AT] <= horizon:  # a replay of a pruned record, maybe: refused
+                    pruned.append((record, date.fromisoformat(horizon)))
+                    continue
                 _insert_one(cursor, record, row)
                 if cursor.rowcount == 1:  # 0: the identity is already stored (or repeated within this batch)
                     inserted.append((record, row))
@@ -509,6 +555,7 @@ class SQLiteStore:
             try:
                 _add_to_totals(cursor, inserted)
                 _add_to_daily(cursor, inserted)
+                _add_to_api_keys(cursor, inserted)
             except _RECORD_ERRORS as exc:  # a sum would leave 64 bits: caused by this batch's records together
                 _raise_for_batch(records, exc)
             conn.execute("COMMIT")
@@ -516,7 +563,7 @@ class SQLiteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return len(inserted), conflicts
+        return len(inserted), conflicts, pruned
 
     # -- reads ------------------------------------------------------------------------------------------------
 
@@ -547,7 +594,7 @@ class SQLiteStore:
         unknown = [g for g in group_by if g not in _GROUP_EXPRESSIONS]
         if unknown:
             raise ValueError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUP_BY_FIELDS)}")
-        table = "records" if _by_record(query) or not set(group_by) <= _DAILY_GROUPS else "daily"
+        table = "daily" if answers_from_rollup(query, group_by) else "records"
         return self._aggregate_from(table, query, group_by)
 
     def _aggregate_from(self, table: str, query: UsageQuery, group_by: Sequence[str]) -> list[AggregateRow]:
@@ -785,6 +832,73 @@ class SQLiteStore:
             self._check_open()
             return self._retrying(attempt, what=what)[0]
 
+    def shared_api_keys(self, since: date | str) -> list[SharedApiKey]:
+        """API keys (by fingerprint) recorded in more than one environment on or after the UTC day `since`, with
+        those environments: read from the `api_keys` table that `write()` keeps, never from the records."""
+        rows = self._read(
+            "SELECT fingerprint, provider, environment, calls, last_day FROM api_keys WHERE last_day >= ? "
+            "ORDER BY fingerprint, provider, environment",
+            (_day(since),),
+        )
+        return shared_keys(rows)
+
+    def remove_environment(self, environment: str) -> int:
+        """Removes every record of one environment with its running totals, daily rollup rows and every other row
+        of it (each table with an `environment` column), in one transaction; returns how many records went. For
+        `otel-ai-cost doctor --write-test`'s reserved environment (`contract.DOCTOR_ENVIRONMENT`): the totals and
+        rollup are per environment, so dropping the environment's rows undoes exactly what its records added, and
+        no other environment's figure changes."""
+
+        def remove(cursor: sqlite3.Cursor) -> int:
+            removed = cursor.execute("DELETE FROM records WHERE environment = ?", (environment,)).rowcount
+            tables = [row[0] for row in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:  # the ledger's own table names, quoted
+                columns = {row[1] for row in cursor.execute(f'PRAGMA table_info("{table}")')}
+                if table != "records" and "environment" in columns:
+                    cursor.execute(f'DELETE FROM "{table}" WHERE environment = ?', (environment,))
+            return int(removed)
+
+        return int(self._transaction(remove, what=f"remove the environment {environment!r} from {self.path}"))
+
+    # -- retention (`otel-ai-cost ledger prune`; the rules in `sqlite_prune.py`) ---------------------------------
+
+    def prune_plan(self, cutoffs: Mapping[str, date]) -> list[sqlite_prune.PrunePlan]:
+        """What `prune(cutoffs)` would delete, per environment (`{environment: first UTC day kept}`): records, days,
+        exact spend (from the rollup). Changes nothing; one read snapshot, so writers are never held up."""
+        with self._lock:
+            self._check_open()
+            self._conn.execute("BEGIN")
+            try:
+                cursor = self._conn.cursor()
+                return [sqlite_prune.plan(cursor, env, before) for env, before in sorted(cutoffs.items())]
+            finally:
+                self._conn.execute("COMMIT")
+
+    def prune(
+        self,
+        cutoffs: Mapping[str, date],
+        *,
+        progress: sqlite_prune.Progress | None = None,
+        chunk: int = sqlite_prune.CHUNK,
+    ) -> list[sqlite_prune.PrunePlan]:
+        """Deletes each environment's records dated before its cutoff (`{environment: first UTC day kept}`),
+        keeping the daily rollup and the running totals, and moves the environments' prune horizons, in ONE
+        transaction: an error or Ctrl-C midway (raised by `progress(done, total)` too) leaves the ledger as it
+        was. Returns what was deleted, per environment."""
+
+        def prune(cursor: sqlite3.Cursor) -> list[sqlite_prune.PrunePlan]:
+            plans = [sqlite_prune.plan(cursor, env, before) for env, before in sorted(cutoffs.items())]
+            sqlite_prune.delete(cursor, plans, progress, chunk)
+            return plans
+
+        return self._transaction(prune, what=f"prune {', '.join(sorted(cutoffs))} in {self.path}")
+
+    def prune_horizons(self) -> dict[str, date]:
+        """Per environment, the last UTC day whose records were pruned (the rollup and totals keep its figures)."""
+        with self._lock:
+            self._check_open()
+            return sqlite_prune.horizons(self._conn.cursor())
+
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._lock:
             self._check_open()
@@ -1010,6 +1124,44 @@ def _log_conflict_once(conflict: _Conflict) -> None:
     )
 
 
+_PRUNED_LOG_LOCK = threading.Lock()
+_pruned_logged = False
+
+
+def _log_pruned_once(refused: tuple[LedgerRecord, date]) -> None:
+    """Warns about the first record of the process refused for its prune horizon; later ones are only counted."""
+    global _pruned_logged
+    with _PRUNED_LOG_LOCK:
+        if _pruned_logged:
+            return
+        _pruned_logged = True
+    record, horizon = refused
+    logger.warning(
+        "otel-ai-cost ledger: record %s/%s of %s is dated %s, on or before the day its records were pruned through "
+        "(%s): refused, because the daily rollup already holds the pruned records and a replay would count twice. "
+        "Such records are counted (WriteResult.pruned, as duplicates) and logged once per process",
+        *record.key,
+        record.environment,
+        format_timestamp(record.timestamp)[:10],
+        horizon.isoformat(),
+    )
+
+
+def rollup_sums(cursor: sqlite3.Cursor, where: str, params: Sequence[Any]) -> tuple[int, Decimal, int]:
+    """(calls, exact amount, calls of unknown cost) of the daily rollup rows matching `where`, summed in 32-bit
+    halves (no SUM can overflow), with the rare remainders below 1e-12 USD added back."""
+    sums = ("SUM(calls)", "SUM(amount_micro)", "SUM(amount_pico)", "SUM(unknown_cost_calls)")
+    row = cursor.execute(f"SELECT {', '.join(_split_sums(sums))} FROM daily WHERE {where}", params).fetchone()
+    calls, micro, pico, unknown = (value or 0 for value in _join_halves(sums, row))
+    residuals = [
+        Decimal(text)
+        for (text,) in cursor.execute(
+            f"SELECT amount_residual FROM daily WHERE {where} AND amount_residual IS NOT NULL", params
+        ).fetchall()
+    ]
+    return calls, exact_sum(micro, pico, residuals), unknown
+
+
 def _where(query: UsageQuery) -> tuple[str, list[Any]]:
     """The WHERE clause of a query; every field is an equality or a day bound, so each maps onto an index."""
     terms: list[str] = []
@@ -1044,6 +1196,12 @@ def _where(query: UsageQuery) -> tuple[str, list[Any]]:
     equal("cicd_run_id", query.cicd_run_id)
     equal(Record.TRACE_ID, None if query.trace_id is None else query.trace_id.lower())
     return (" WHERE " + " AND ".join(terms) if terms else ""), params
+
+
+def answers_from_rollup(query: UsageQuery, group_by: Sequence[str]) -> bool:
+    """Whether `aggregate(query, group_by)` is answered from the daily rollup (complete also over pruned days)
+    rather than from the records."""
+    return not _by_record(query) and set(group_by) <= _DAILY_GROUPS
 
 
 def _by_record(query: UsageQuery) -> bool:
@@ -1099,6 +1257,30 @@ def _add_to_totals(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord
 _ROW_INDEX = {name: i for i, name in enumerate(_COLUMNS)}
 _DAILY_KEY_OF = itemgetter(*(_ROW_INDEX[name] for name in _DAILY_KEY))
 _DAY_AT, _MODEL_AT, _MICRO_AT, _PICO_AT, _RESIDUAL_AT = (_ROW_INDEX[name] for name in _DERIVED)
+
+
+def _add_to_api_keys(cursor: sqlite3.Cursor, inserted: Sequence[tuple[LedgerRecord, tuple[Any, ...]]]) -> None:
+    """Notes the (key fingerprint, provider, environment) of the newly inserted records that have a fingerprint,
+    with the first and last UTC day seen and the calls (inside the caller's transaction)."""
+    seen: dict[tuple[str, str, str], list[Any]] = {}
+    for record, row in inserted:
+        if record.api_key_fingerprint:
+            day = row[_DAY_AT]
+            key = (record.api_key_fingerprint, record.provider, record.environment)
+            entry = seen.get(key)
+            if entry is None:
+                seen[key] = [day, day, 1]
+            else:
+                entry[0], entry[1], entry[2] = min(entry[0], day), max(entry[1], day), entry[2] + 1
+    if seen:
+        cursor.executemany(
+            "INSERT INTO api_keys (fingerprint, provider, environment, first_day, last_day, calls) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint, provider, environment) DO UPDATE SET "
+            "first_day = min(first_day, excluded.first_day), last_day = max(last_day, excluded.last_day), "
+            f"calls = CASE WHEN calls <= {limits.INT64_MAX} - excluded.calls THEN calls + excluded.calls "
+            "ELSE calls END",
+            [(*key, *entry) for key, entry in seen.items()],
+        )
 
 
 def _spend_by(conn: sqlite3.Connection, column: str, environment: str, days: tuple[str, str]) -> dict[str, Decimal]:

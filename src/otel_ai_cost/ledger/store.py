@@ -49,6 +49,9 @@ class WriteResult:
     # Of the duplicates, those whose stored record has DIFFERENT content (another amount, other token counts): the
     # stored record is kept and the new one ignored, but this is not a harmless replay, so it is counted apart.
     conflicts: int = 0
+    # Of the duplicates, those dated on or before their environment's prune horizon (SQLite, `ledger prune`): their
+    # day's records were deleted and the rollup kept, so the record is refused rather than counted a second time.
+    pruned: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ class Totals:
 
 GROUP_BY_FIELDS = ("day", "month", "environment", "service", "provider", "model", "operation", "operation_type",
                    "team", "job_id", "batch_id", "cicd_run_id", "pricing_tier", "record_source",
-                   "cost_source")  # fmt: skip  # "model" = response model, else request
+                   "cost_source", "call_site")  # fmt: skip  # "model" = response model, else request
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ lower bound, never a total with those calls at $0.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -44,6 +45,7 @@ from otel_ai_cost.budgets.config import (
     BudgetConfig,
     load_budgets,
 )
+from otel_ai_cost.contract import UNATTRIBUTED
 from otel_ai_cost.ledger.service.metrics import PERIOD_DAY
 from otel_ai_cost.ledger.store import EXACT_SUMS, AggregateRow, LedgerStore, UsageQuery, sum_rows
 from otel_ai_cost.pricing.catalog import PriceCatalog, default_catalog
@@ -68,6 +70,7 @@ __all__ = [
 ]
 
 MAX_DAYS = 366  # a report covers at most a year of days
+TOP_UNATTRIBUTED_SITES = 10  # call sites listed in "Top unattributed call sites"
 LOOKBACK_DAYS = 28  # how far before the trailing days a call makes the ledger "not new" (see the anomalies)
 REASON_UNPRICED = "unpriced"  # usage known, no price for the model
 # A stream closed before its usage arrived, a priced part of a stream, an answer without usage: the aggregates
@@ -183,6 +186,7 @@ def build_daily_report(
         anomalies=anomaly_rules.find_anomalies(main, period, factor=factor, earlier_calls=earlier),
         savings=saving_rules.find_savings(priced_rows, catalog or default_catalog()),
         unknown=_unknown(in_period),
+        unattributed_sites=_unattributed_sites(store, scope, in_period),
         ledger=ledger or describe_store(store),
         extra={
             "start_date": start,
@@ -192,6 +196,16 @@ def build_daily_report(
             "budgets_file": config.path if config is not None else None,
         },
     )
+
+
+def _unattributed_sites(store: LedgerStore, scope: UsageQuery, in_period: Sequence[AggregateRow]) -> list[Line]:
+    """The top `TOP_UNATTRIBUTED_SITES` call sites of the calls recorded `(unattributed)` (strict attribution), by
+    cost; read only when the period has such calls (the main aggregate says so)."""
+    if not any(_value(row, "operation_type") == UNATTRIBUTED for row in in_period):
+        return []
+    query = replace(scope, operation_type=UNATTRIBUTED)
+    lines = _ordered(_line(_value(row, "call_site"), row) for row in store.aggregate(query, ["call_site"]))
+    return lines[:TOP_UNATTRIBUTED_SITES]
 
 
 def _value(row: AggregateRow, name: str) -> str:

@@ -551,6 +551,17 @@ def render_html(report: DailyReport) -> str:
             _panel("by-model", "By model", _lines_table("table-model", "model", report.by_model, averages=True)),
             _panel("by-team", "By team", _lines_table("table-team", "team", report.by_team)),
             _panel("by-job", "By job", _lines_table("table-job", "job_id", report.by_job)),
+            *(
+                [
+                    _panel(
+                        "unattributed-sites",
+                        "Top unattributed call sites",
+                        _lines_table("table-unattributed-sites", "call_site", report.unattributed_sites),
+                    )
+                ]
+                if report.unattributed_sites
+                else []
+            ),
         ]
     )
     body = (

@@ -94,6 +94,7 @@ def report_dict(report: DailyReport) -> dict[str, Any]:
         "budgets": [_budget(burn) for burn in report.budgets],
         "savings": [_saving(saving) for saving in report.savings],
         "unknown_cost": [_unknown(item) for item in report.unknown],
+        "unattributed_call_sites": [_line(line) for line in report.unattributed_sites],
         "extra": {key: _plain(value) for key, value in extra.items()},
     }
 

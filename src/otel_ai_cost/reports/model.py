@@ -124,6 +124,8 @@ class DailyReport:
     anomalies: Sequence[Anomaly] = ()
     savings: Sequence[Saving] = ()
     unknown: Sequence[UnknownCost] = ()
+    # Strict attribution: the calls recorded `(unattributed)` per call site (`path:line`), the top ones by cost.
+    unattributed_sites: Sequence[Line] = ()
     ledger: str = ""  # where the figures come from, as a person reads it (never a Python repr)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -136,4 +138,6 @@ class DailyReport:
             ("By model", "model", self.by_model),
             ("By team", "team", self.by_team),
             ("By job", "job_id", self.by_job),
+        ) + (
+            (("Top unattributed call sites", "call_site", self.unattributed_sites),) if self.unattributed_sites else ()
         )

@@ -38,6 +38,7 @@ HEADERS: Mapping[str, str] = {
     "pricing_tier": "tier",
     "record_source": "record source",
     "cost_source": "cost source",
+    "call_site": "call site",
     "calls": "calls",
     "amount": "cost USD",
     "average": "avg USD",

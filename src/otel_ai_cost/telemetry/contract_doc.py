@@ -85,6 +85,20 @@ _SPAN_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
     (c.Attribution.USER_ID, "string", "`user_id` (span only)"),
     (c.Attribution.TAG_PREFIX + "<key>", "string", "any other keyword of `ai_usage_context` (span only)"),
     (
+        c.ApiKey.FINGERPRINT,
+        "string",
+        "first 8 hex digits of HMAC-SHA256 of the SDK client's API key (never the key; secret "
+        f"`{c.Env.KEY_FINGERPRINT_SECRET}`, else a fixed project-wide default); absent when the client has no key",
+    ),
+    (
+        c.Code.FILE_PATH,
+        "string",
+        f"with `{c.Attribution.OPERATION_TYPE}` `{c.UNATTRIBUTED}` (strict environments, `{c.Env.REQUIRE_CONTEXT}`): "
+        "the caller's source file",
+    ),
+    (c.Code.LINE_NUMBER, "int", f"with `{c.UNATTRIBUTED}`: the caller's line"),
+    (c.Code.FUNCTION_NAME, "string", f"with `{c.UNATTRIBUTED}`: the caller's function, module-qualified"),
+    (
         c.Test.CASE_NAME,
         "string",
         "the pytest node id of the test that made the call (`pytest --ai-cost`; also the tag "
@@ -236,6 +250,17 @@ def render() -> str:
         f"| `{c.Env.DYNAMODB_TABLE_NAME}` | legacy: the DynamoDB ledger table when `{c.Env.LEDGER}` is unset |",
         f"| `{c.Env.USER_ID}` | legacy: the process's `{c.Attribution.USER_ID}` |",
         f"| `{c.Env.APP_VERSION}` | legacy: `{c.Resource.SERVICE_VERSION}` |",
+        f"| `{c.Env.REQUIRE_CONTEXT}` | comma list of environments where a call without an operation type is "
+        f"recorded as `{c.UNATTRIBUTED}`, counted and its call site logged once (default "
+        f"`{c.REQUIRE_CONTEXT_DEFAULT}`; empty: none) |",
+        f"| `{c.Env.KEY_FINGERPRINT_SECRET}` | the HMAC key of `{c.ApiKey.FINGERPRINT}` (default: a fixed, public, "
+        "project-wide value, so fingerprints agree everywhere) |",
+        "| " + ", ".join(f"`{name}`" for name in _OTEL_VARIABLES) + " | OpenTelemetry's own: `otel-ai-cost doctor` "
+        "reads them to show the exporters, endpoints and resource a process would run with |",
         "",
     ]
     return "\n".join(out)
+
+
+# OpenTelemetry's variables in `contract.Env` (the doctor reads them; the SDK and `opentelemetry-instrument` own them).
+_OTEL_VARIABLES = tuple(v for k, v in vars(c.Env).items() if k.startswith(("OTEL_", "OTLP_")) and isinstance(v, str))

@@ -39,8 +39,10 @@ from otel_ai_cost.contract import (
     SPEND,
     TOKEN_USAGE,
     TOKENS,
+    UNATTRIBUTED_CALLS,
     Cost,
     GenAI,
+    Resource,
     TokenType,
 )
 from otel_ai_cost.pricing.usage import Usage
@@ -122,6 +124,7 @@ class CostMetrics:
 
     def __init__(self, meter: Meter, bounds: LabelBounds | None = None) -> None:
         self._queue: deque[CallPoint] = deque()
+        self._unattributed: deque[tuple[str, str]] = deque()  # (environment, provider) of each unattributed call
         self._drain_lock = threading.Lock()
         self._bounds = bounds if bounds is not None else label_bounds()  # used under the drain lock only
         self.token_usage = meter.create_histogram(
@@ -139,6 +142,9 @@ class CostMetrics:
         self.spend = meter.create_counter(SPEND.name, unit=SPEND.unit, description=SPEND.description)
         self.tokens = meter.create_counter(TOKENS.name, unit=TOKENS.unit, description=TOKENS.description)
         self.requests = meter.create_counter(REQUESTS.name, unit=REQUESTS.unit, description=REQUESTS.description)
+        self.unattributed = meter.create_counter(
+            UNATTRIBUTED_CALLS.name, unit=UNATTRIBUTED_CALLS.unit, description=UNATTRIBUTED_CALLS.description
+        )
         meter.create_observable_counter(
             INSTRUMENTATION_ERRORS.name,
             callbacks=[self._collect],
@@ -149,6 +155,10 @@ class CostMetrics:
     def record(self, point: CallPoint) -> None:
         """Hot path: one deque append (atomic, no lock)."""
         self._queue.append(point)
+
+    def count_unattributed(self, environment: str, provider: str) -> None:
+        """A call recorded `(unattributed)` (strict attribution): one deque append, summed when drained."""
+        self._unattributed.append((environment, provider))
 
     def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
         try:
@@ -165,6 +175,21 @@ class CostMetrics:
                 points.append(self._queue.popleft())
             if points:
                 self._record_points(points)
+            if self._unattributed:
+                self._record_unattributed()
+
+    def _record_unattributed(self) -> None:
+        counts: dict[tuple[str, str], int] = {}
+        while self._unattributed:
+            key = self._unattributed.popleft()
+            counts[key] = counts.get(key, 0) + 1
+        bound = self._bounds.value
+        for (environment, provider), count in counts.items():
+            labels = {
+                Resource.DEPLOYMENT_ENVIRONMENT_NAME: bound(Resource.DEPLOYMENT_ENVIRONMENT_NAME, environment),
+                GenAI.PROVIDER_NAME: bound(GenAI.PROVIDER_NAME, provider),
+            }
+            self.unattributed.add(count, labels)
 
     def _record_points(self, points: Sequence[CallPoint]) -> None:
         # Calls of one series share their label tuples and attribute dicts: each is built once per drain (a drain

@@ -29,6 +29,8 @@ from otel_ai_cost.contract import (
     ERROR_TYPE_OTHER,
     INSTRUMENTATION_SCOPE,
     SCHEMA_URL,
+    ApiKey,
+    Attribution,
     Cost,
     CostSource,
     Env,
@@ -36,6 +38,7 @@ from otel_ai_cost.contract import (
     Outcome,
     PricingReason,
     PricingStatus,
+    Record,
     Resource,
     Server,
 )
@@ -45,7 +48,9 @@ from otel_ai_cost.pricing.catalog import PriceCatalog, default_catalog
 from otel_ai_cost.pricing.quote import Quote
 from otel_ai_cost.pricing.usage import Usage
 from otel_ai_cost.telemetry.errors import report_internal_error
+from otel_ai_cost.telemetry.key_fingerprint import KeyFingerprints
 from otel_ai_cost.telemetry.metrics import CallPoint, CostMetrics, Labels, metrics_for
+from otel_ai_cost.telemetry.strict_attribution import require_context, unattributed_attribution
 
 AttributeValue = str | bool | int | float | Sequence[str]
 
@@ -89,6 +94,12 @@ class Recorder:
         self.ledger = _ledger_queue(tracer_provider)
         self.record_fields = resource_fields(_resource_attributes(tracer_provider), self.span_fallback_attributes)
         self.quota = _quota_guard(self)  # usage quotas (`enforce:` in the budgets file); None when there are none
+        # Strict attribution (`OTEL_AI_COST_REQUIRE_CONTEXT`), decided once: a process-wide operation type (on the
+        # resource) attributes every call already.
+        self.require_context = require_context(self.environment, os.environ) and not self.record_fields.get(
+            Record.OPERATION_TYPE
+        )
+        self.key_fingerprints = KeyFingerprints(os.environ)  # ai_cost.api_key.fingerprint, once per key
 
     def metric_labels(self, point: CallPoint) -> Labels:
         """The allow-listed labels of a finished call (computed when metrics are drained, not on the hot path)."""
@@ -118,10 +129,21 @@ class Recorder:
         server_port: int | None,
         stream: bool,
         request_attributes: Mapping[str, AttributeValue] | None = None,
+        api_key_fingerprint: str | None = None,
     ) -> Call:
         """Starts a call's span. Raises `BudgetExceeded` (the call finished as blocked) when a quota blocks it:
         the one exception the instrumentation lets through, so that no request is sent."""
-        call = Call(self, provider, operation, request_model, server_address, server_port, stream, request_attributes)
+        call = Call(
+            self,
+            provider,
+            operation,
+            request_model,
+            server_address,
+            server_port,
+            stream,
+            request_attributes,
+            api_key_fingerprint,
+        )
         if self.quota is not None:
             self.quota.admit(call)
         return call
@@ -161,6 +183,7 @@ class Call:
         "_recorder",
         "_start_perf",
         "_started_at",
+        "api_key_fingerprint",
         "ended",
         "error_type",
         "first_chunk_at",
@@ -182,8 +205,10 @@ class Call:
         server_port: int | None,
         stream: bool,
         request_attributes: Mapping[str, AttributeValue] | None,
+        api_key_fingerprint: str | None = None,
     ) -> None:
         self._recorder = recorder
+        self.api_key_fingerprint = api_key_fingerprint
         self.provider = provider
         self.operation = operation
         self.request_model = request_model
@@ -209,13 +234,28 @@ class Call:
             attributes[GenAI.REQUEST_STREAM] = True
         if request_attributes:
             attributes.update(request_attributes)
+        if api_key_fingerprint:
+            attributes[ApiKey.FINGERPRINT] = api_key_fingerprint
         attribution = self._attribution = current_attributes()
+        if recorder.require_context and Attribution.OPERATION_TYPE not in attribution:
+            attribution = self._unattributed(attribution)
         if attribution:
             attributes.update(attribution)
         name = f"{operation} {request_model}" if request_model else operation
         self.span: Span = recorder.tracer.start_span(
             name, kind=SpanKind.CLIENT, attributes=attributes, start_time=self._started_at
         )
+
+    def _unattributed(self, attribution: Mapping[str, AttributeValue]) -> Mapping[str, AttributeValue]:
+        """A call with no operation type in a strict environment: `(unattributed)`, its call site, counted. Never
+        raises (the call goes on with its own attribution if this fails)."""
+        recorder = self._recorder
+        try:
+            attribution = self._attribution = unattributed_attribution(attribution, recorder.environment)
+            recorder.metrics.count_unattributed(recorder.environment, self.provider)
+        except Exception as exc:
+            report_internal_error("recorder.strict_attribution", exc)
+        return attribution
 
     @property
     def attribution(self) -> Mapping[str, AttributeValue]:
@@ -471,6 +511,7 @@ class Call:
                     pricing_tier=tier,
                     error_type=error_type or "",
                     partial=partial,
+                    api_key_fingerprint=self.api_key_fingerprint or "",
                 )
             )
         except Exception as exc:

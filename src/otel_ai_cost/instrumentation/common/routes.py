@@ -53,6 +53,7 @@ def start_call(
         server_port=port,
         stream=stream,
         request_attributes=attributes,
+        api_key_fingerprint=recorder.key_fingerprints.of_client(client),
     )
     if call.captures_content:
         call.capture_input(body.get("messages", body.get("input")))

@@ -41,6 +41,7 @@ def start_call(recorder: Recorder, instance: Any, kwargs: dict[str, Any], stream
         server_port=port,
         stream=stream,
         request_attributes=extract.request_attributes(config),
+        api_key_fingerprint=recorder.key_fingerprints.of_client(api_client),  # `api_key`; None with ADC credentials
     )
     if call.captures_content:
         call.capture_input(kwargs.get("contents"))

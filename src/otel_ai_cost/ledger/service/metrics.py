@@ -25,6 +25,7 @@ from decimal import Context, Decimal, Inexact, Rounded
 from typing import Protocol, TypeVar, runtime_checkable
 
 from otel_ai_cost import contract
+from otel_ai_cost.ledger.api_keys import lookback_start
 from otel_ai_cost.ledger.store import BilledQuery, LedgerStore, Totals, UsageQuery
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -56,6 +57,7 @@ RECONCILED_TRACKED = contract.LEDGER_RECONCILED_TRACKED
 DISCREPANCY_RATIO = contract.LEDGER_RECONCILIATION_DISCREPANCY_RATIO
 RECONCILED_DAYS = contract.LEDGER_RECONCILIATION_DAYS
 LAST_RUN = contract.LEDGER_RECONCILIATION_LAST_RUN
+SHARED_API_KEYS = contract.LEDGER_SHARED_API_KEYS
 
 COUNTERS: tuple[MetricDef, ...] = (
     SPANS_RECEIVED,
@@ -74,6 +76,7 @@ COUNTERS: tuple[MetricDef, ...] = (
 RECONCILIATION: tuple[MetricDef, ...] = (BILLED, RECONCILED_TRACKED, DISCREPANCY_RATIO, RECONCILED_DAYS, LAST_RUN)
 GAUGES: tuple[MetricDef, ...] = (
     SPEND, SPEND_BY_MODEL, SPEND_BY_TEAM, SPEND_BY_OPERATION_TYPE, CALLS, UNPRICED_CALLS, STORE_UP, *RECONCILIATION,
+    SHARED_API_KEYS,
 )  # fmt: skip
 METRICS: tuple[MetricDef, ...] = GAUGES + COUNTERS
 
@@ -217,6 +220,7 @@ def render(
         environments = [e for e in finder.environments(today) if readable is None or readable(e)]
         gauges = _spend_gauges(store, environments, today, bounds)
         gauges.update(_reconciliation_gauges(store, today, bounds.top_n, readable))
+        gauges[SHARED_API_KEYS.name] = _shared_api_keys(store, today, bounds.top_n, readable)
         up = "1"
     except Exception:  # the scrape must still answer with the counters; store_up tells the outage
         gauges = {m.name: [] for m in GAUGES}
@@ -307,6 +311,20 @@ def _reconciliation_gauges(
     return out
 
 
+def _shared_api_keys(store: LedgerStore, today: date, top_n: int, readable: Callable[[str], bool] | None) -> Samples:
+    """Per provider, the keys seen in more than one (readable) environment over the lookback window: a count, the
+    fingerprints themselves are never labels (`otel-ai-cost doctor` names them). Absent when there are none."""
+    read = getattr(store, "shared_api_keys", None)
+    if read is None:  # a store that keeps no fingerprints
+        return []
+    counts: dict[str, Decimal] = {}
+    for key in read(lookback_start(today)):
+        environments = [e for e in key.environments if readable is None or readable(e)]
+        if len(environments) > 1:
+            counts[key.provider] = counts.get(key.provider, Decimal(0)) + 1
+    return [((provider,), _decimal(count)) for provider, count in _bound(counts, top_n, OTHER)]
+
+
 def _unix_seconds(moment: datetime) -> str:
     """Exact to the microsecond (no float on the way)."""
     micros = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
@@ -350,7 +368,13 @@ def _add_period(gauges: dict[str, Samples], labels: tuple[str, str], totals: Tot
         gauges[SPEND_BY_MODEL.name].append(((*labels, provider, model), _decimal(amount)))
     for metric, values in ((SPEND_BY_TEAM, totals.by_team), (SPEND_BY_OPERATION_TYPE, totals.by_operation_type)):
         named = {value: amount for value, amount in values.items() if value}  # calls without one: left out
-        for value, amount in _bound(named, top_n, OTHER):
+        # `(unattributed)` (strict attribution) keeps its own series whatever its rank: its alert divides it by
+        # the environment's spend, which a fold into `other` would hide.
+        unattributed = named.pop(contract.UNATTRIBUTED, None) if metric is SPEND_BY_OPERATION_TYPE else None
+        bounded = _bound(named, top_n, OTHER)
+        if unattributed is not None:
+            bounded = sorted([*bounded, (contract.UNATTRIBUTED, unattributed)])
+        for value, amount in bounded:
             gauges[metric.name].append(((*labels, value), _decimal(amount)))
 
 

@@ -27,8 +27,8 @@ select our scope, `otel_ai_cost`, or the `ai_cost.pricing.status` attribute), se
 
 **Cost per call.** One span, started with the attributes known then; usage read from the typed message; metric
 observations aggregated when a reader collects; the ledger record written by a background thread.
-`benchmarks/instructions_per_call.py` (2026-12-07) measured a `messages.create` adding 338 k instructions, 0.19x
-the official `opentelemetry-instrumentation-genai-anthropic` with the SDK's span (1,774 k), and 617 k (0.35x) with
+`benchmarks/instructions_per_call.py` (2026-12-08) measured a `messages.create` adding 350 k instructions, 0.20x
+the official `opentelemetry-instrumentation-genai-anthropic` with the SDK's span (1,768 k), and 667 k (0.38x) with
 the default SQLite ledger. `benchmarks/call_path.py` measured the caller's wait: +72 us on a 362 us mocked call.
 
 Entry-point name: `ai_cost_anthropic` (`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=ai_cost_anthropic` disables it).

@@ -31,10 +31,10 @@ which counts once.
 **Cost per call.** The call's own path starts one span with the attributes known then, reads the usage from the
 typed response, prices it, and sets the rest in one `set_attributes`. Metric observations are queued and aggregated
 when a reader collects, and the ledger record, built from the same typed values, is written by a background thread.
-`benchmarks/instructions_per_call.py` (2026-12-07, every thread counted) measured a chat call adding 537 k
-instructions, 0.46x the official `opentelemetry-instrumentation-genai-openai`, and 830 k (0.71x) with the default
-SQLite ledger; a stream 0.23x and 0.31x. `benchmarks/call_path.py` measured the caller's wait: +82 us on a 580 us
-mocked call.
+`benchmarks/instructions_per_call.py` (2026-12-08, every thread counted) measured a chat call adding 535 k
+instructions, 0.47x the official `opentelemetry-instrumentation-genai-openai`, and 867 k (0.73x to 0.76x, as the
+official's count varies) with the default SQLite ledger; a stream 0.20x and 0.31x. `benchmarks/call_path.py`
+measured the caller's wait: +82 us on a 580 us mocked call.
 
 The entry-point name is `ai_cost_openai` (`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=ai_cost_openai` disables it);
 the official `openai` instrumentation can run beside it, each producing its own span.

@@ -48,7 +48,7 @@ def test_two_versions_of_one_identity_in_one_batch_are_a_conflict(store: DynamoD
 
 def test_the_first_conflict_is_logged_once(store: DynamoDBStore, caplog: pytest.LogCaptureFixture,
                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    monkeypatch.setattr(dynamodb_store, "_conflict_logged", False)
+    monkeypatch.setattr(dynamodb_store, "_logged", set())  # the once-per-process warnings given so far
     store.write([make_record(1, amount=Decimal("0.5"))])
     with caplog.at_level(logging.WARNING, logger="otel_ai_cost"):
         store.write([make_record(1, amount=Decimal("0.6"))])

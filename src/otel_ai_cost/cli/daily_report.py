@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from otel_ai_cost.budgets.config import BudgetConfigError, find_budgets_file, load_budgets
-from otel_ai_cost.cli.report import _check_environment, ledger_option, ledger_url, open_ledger
+from otel_ai_cost.cli.report import check_environment, ledger_option, ledger_url, open_ledger
 from otel_ai_cost.contract import Env
 from otel_ai_cost.reports.anomalies import DEFAULT_FACTOR
 from otel_ai_cost.reports.daily import MAX_DAYS, build_daily_report
@@ -139,7 +139,7 @@ def daily(
             ledger=ledger_url(ledger),
         )
         if report.total.calls == 0:  # a typo in --environment matches nothing: say so, with what there is
-            _check_environment(store, environment)
+            check_environment(store, environment)
     text = render(report, fmt, width=_terminal_width() if output is None else None)
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))

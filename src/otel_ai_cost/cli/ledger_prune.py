@@ -20,7 +20,7 @@ from decimal import Decimal
 import click
 
 from otel_ai_cost.cli.progress import interrupted, progress_bar, progress_option, show_progress
-from otel_ai_cost.cli.report import _check_environment, _known_environments, ledger_url, open_ledger
+from otel_ai_cost.cli.report import check_environment, known_environments, ledger_url, open_ledger
 from otel_ai_cost.ledger.open_store import configured_url
 from otel_ai_cost.ledger.retention import DEFAULT_RETENTION, Retention, parse_older_than
 from otel_ai_cost.ledger.sqlite_prune import PrunePlan, PruneRefused, cutoff
@@ -103,9 +103,9 @@ def prune(
         if not hasattr(store, "prune"):
             raise click.ClickException(f"the ledger {ledger_url(ledger)} cannot be pruned")
         if all_environments:
-            environments = tuple(_known_environments(store))
+            environments = tuple(known_environments(store))
         for environment in environments:
-            _check_environment(store, environment, ledger)
+            check_environment(store, environment, ledger)
         cutoffs, kept_for_ever = _cutoffs(environments, older_than, ttl_days, today)
         for environment in kept_for_ever:
             click.echo(f"{environment}: kept for ever by --ttl-days ({ttl_days.describe()}); nothing to prune")

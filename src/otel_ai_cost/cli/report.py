@@ -31,7 +31,7 @@ from otel_ai_cost.ledger.open_store import LEDGER_ENV, LedgerConfigError, config
 from otel_ai_cost.ledger.report import FORMATS, render_job, render_report
 from otel_ai_cost.ledger.store import GROUP_BY_FIELDS, LedgerStore, StoreUnavailable, UsageQuery
 
-__all__ = ["jobs", "ledger_option", "ledger_url", "open_ledger", "report"]
+__all__ = ["check_environment", "jobs", "known_environments", "ledger_option", "ledger_url", "open_ledger", "report"]
 
 DEFAULT_DAYS = 30
 DEFAULT_GROUP_BY = "provider,model"
@@ -189,7 +189,7 @@ def report(
     with open_ledger(ledger, create=False) as store:
         rows = store.aggregate(query, group_by)
         if not rows:  # a typo matches nothing: say so, rather than only "no calls recorded"
-            _check_environment(store, environment, ledger)
+            check_environment(store, environment, ledger)
             for hint in _filter_hints(store, query):
                 click.echo(hint, err=True)
         unpriced = []
@@ -224,7 +224,7 @@ def show(job_id: str, environment: str | None, fmt: str, ledger: str | None) -> 
     with open_ledger(ledger, create=False) as store:
         records = list(store.query(UsageQuery(job_id=job_id, environment=environment)))
         if not records:
-            _check_environment(store, environment, ledger)
+            check_environment(store, environment, ledger)
         _pruned_notes(store, environment, None, None, [])
     click.echo(render_job(job_id, records, fmt))
     if not records:
@@ -251,7 +251,7 @@ def _pruned_notes(
 # -- filters that match nothing -------------------------------------------------------------------------------
 
 
-def _known_environments(store: LedgerStore) -> list[str]:
+def known_environments(store: LedgerStore) -> list[str]:
     """Every environment with records: the store's registry when it keeps one (DynamoDB's `environments()`), else
     one GROUP BY over all time (SQLite answers it from its daily rollup, without reading records)."""
     registry = getattr(store, "environments", None)
@@ -260,12 +260,12 @@ def _known_environments(store: LedgerStore) -> list[str]:
     return sorted(dict(row.group)["environment"] for row in store.aggregate(UsageQuery(), ["environment"]))
 
 
-def _check_environment(store: LedgerStore, environment: str | None, url: str | None = None) -> None:
+def check_environment(store: LedgerStore, environment: str | None, url: str | None = None) -> None:
     """A usage error when `environment` has no record at all, naming the ledger (`url`: the `--ledger` given, None
     for the configured one; shown by `ledger_url`), listing the known ones and the closest of them."""
     if environment is None:
         return
-    known = _known_environments(store)
+    known = known_environments(store)
     if environment not in known:
         message = f"no environment {environment!r} in the ledger {ledger_url(url)}; known: {_listing(known)}."
         raise click.BadParameter(message + _did_you_mean(environment, known), param_hint="'--environment' / '-e'")

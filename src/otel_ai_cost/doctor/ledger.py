@@ -352,27 +352,12 @@ def _dynamodb_checks(look: _Look, store: Any) -> None:
 
 
 def _dynamodb_schema(store: Any, description: dict[str, Any], where: str, init: str) -> Result:
-    from otel_ai_cost.ledger.dynamodb_schema import EXPIRES_AT, table_definition
+    from otel_ai_cost.ledger.dynamodb_schema import EXPIRES_AT, INDEXES, schema_problems
 
-    wanted = table_definition(store.table)
-    problems, details = [], []
-
-    def keys(schema: Any) -> list[tuple[str, str]]:
-        return [(k["AttributeName"], k["KeyType"]) for k in schema or []]
-
-    if keys(description.get("KeySchema")) != keys(wanted["KeySchema"]):
-        problems.append(f"primary key is {keys(description.get('KeySchema'))}, expected PK (HASH) + SK (RANGE)")
-    present = {gsi["IndexName"]: gsi for gsi in description.get("GlobalSecondaryIndexes", [])}
-    for gsi in wanted["GlobalSecondaryIndexes"]:
-        found = present.get(gsi["IndexName"])
-        if found is None:
-            problems.append(f"index {gsi['IndexName']} is missing")
-        elif keys(found.get("KeySchema")) != keys(gsi["KeySchema"]):
-            problems.append(f"index {gsi['IndexName']} has keys {keys(found.get('KeySchema'))}")
-        elif found.get("Projection", {}).get("ProjectionType") != "ALL":
-            problems.append(f"index {gsi['IndexName']} does not project ALL attributes")
-        else:
-            details.append(f"index {gsi['IndexName']}: {found.get('IndexStatus', 'ACTIVE')}")
+    problems = schema_problems(description, store.table)
+    present = description.get("GlobalSecondaryIndexes", [])
+    statuses = {gsi["IndexName"]: gsi.get("IndexStatus", "ACTIVE") for gsi in present}
+    details = [f"index {index.name}: {statuses[index.name]}" for index in INDEXES if index.name in statuses]
     if problems:
         return Result(
             LEDGER_SCHEMA,
@@ -387,7 +372,7 @@ def _dynamodb_schema(store: Any, description: dict[str, Any], where: str, init: 
         return ttl.result(LEDGER_SCHEMA, f"{where}: keys and indexes as expected; TTL")
     status = ttl.get("TimeToLiveDescription", {})
     state, attribute = status.get("TimeToLiveStatus"), status.get("AttributeName")
-    indexes = f"keys and the {len(wanted['GlobalSecondaryIndexes'])} indexes as expected"
+    indexes = f"keys and the {len(INDEXES)} indexes as expected"
     if state in ("ENABLED", "ENABLING") and attribute == EXPIRES_AT:
         return Result(
             LEDGER_SCHEMA, Status.OK, f"{indexes}; TTL on {EXPIRES_AT} {state.lower()}", details=tuple(details)

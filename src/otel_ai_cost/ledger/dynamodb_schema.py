@@ -201,6 +201,30 @@ def table_definition(table_name: str) -> dict[str, Any]:
     }
 
 
+def schema_problems(description: Mapping[str, Any], table_name: str) -> list[str]:
+    """What makes a `DescribeTable` answer differ from `table_definition(table_name)` in what the store relies on:
+    the primary key and every index's keys and ALL projection (empty: a ledger table). The store refuses such a
+    table (`SchemaMismatch`) and `otel-ai-cost doctor` reports it, with the same words."""
+    wanted = table_definition(table_name)
+    problems = []
+    if _key_schema(description.get("KeySchema")) != _key_schema(wanted["KeySchema"]):
+        problems.append(f"primary key is {_key_schema(description.get('KeySchema'))}, expected PK (HASH) + SK (RANGE)")
+    present = {gsi["IndexName"]: gsi for gsi in description.get("GlobalSecondaryIndexes", [])}
+    for gsi in wanted["GlobalSecondaryIndexes"]:
+        found = present.get(gsi["IndexName"])
+        if found is None:
+            problems.append(f"index {gsi['IndexName']} is missing")
+        elif _key_schema(found.get("KeySchema")) != _key_schema(gsi["KeySchema"]):
+            problems.append(f"index {gsi['IndexName']} has keys {_key_schema(found.get('KeySchema'))}")
+        elif found.get("Projection", {}).get("ProjectionType") != "ALL":
+            problems.append(f"index {gsi['IndexName']} does not project ALL attributes")
+    return problems
+
+
+def _key_schema(schema: Any) -> list[tuple[str, str]]:
+    return sorted((entry["AttributeName"], entry["KeyType"]) for entry in schema or [])
+
+
 # ------------------------------------------------------------------------------------------------- item codec
 
 _INT_FIELDS = frozenset(

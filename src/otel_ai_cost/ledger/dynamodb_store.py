@@ -98,6 +98,7 @@ from otel_ai_cost.ledger.dynamodb_schema import (
     record_from_item,
     record_item,
     registry_key,
+    schema_problems,
     shard_of,
     table_definition,
     time_bounds,
@@ -460,19 +461,7 @@ class DynamoDBStore:
         return True
 
     def _check_schema(self, description: Mapping[str, Any]) -> None:
-        wanted = table_definition(self.table)
-        problems = []
-        if _keys(description.get("KeySchema", [])) != _keys(wanted["KeySchema"]):
-            problems.append(f"primary key is {_keys(description.get('KeySchema', []))}, expected PK/SK")
-        present = {gsi["IndexName"]: gsi for gsi in description.get("GlobalSecondaryIndexes", [])}
-        for gsi in wanted["GlobalSecondaryIndexes"]:
-            found = present.get(gsi["IndexName"])
-            if found is None:
-                problems.append(f"index {gsi['IndexName']} is missing")
-            elif _keys(found["KeySchema"]) != _keys(gsi["KeySchema"]):
-                problems.append(f"index {gsi['IndexName']} has keys {_keys(found['KeySchema'])}")
-            elif found.get("Projection", {}).get("ProjectionType") != "ALL":
-                problems.append(f"index {gsi['IndexName']} does not project ALL attributes")
+        problems = schema_problems(description, self.table)
         if problems:
             raise SchemaMismatch(f"table {self.table} is not a ledger table: " + "; ".join(problems))
 
@@ -1460,8 +1449,16 @@ def _total_item(pk: str, sk: str, delta: _Delta) -> dict[str, Any]:
 
 # What a replay of the same call repeats exactly: the money and the usage (as the SQLite store compares).
 _CONTENT = (Record.AMOUNT, Record.COMPUTED_AMOUNT, *limits.COUNT_LIMITS, Record.PRICING_STATUS)
-_conflict_lock = threading.Lock()
-_conflict_logged = False
+_logged_lock = threading.Lock()
+_logged: set[str] = set()  # the warnings given once per process: "conflict", "expired"
+
+
+def _first_time(warning: str) -> bool:
+    with _logged_lock:
+        if warning in _logged:
+            return False
+        _logged.add(warning)
+        return True
 
 
 def _unknown_cost_calls(item: Mapping[str, Any]) -> int:
@@ -1495,16 +1492,10 @@ def _conflicts(
     return found
 
 
-_expired_logged = False
-
-
 def _log_expired_once(record: LedgerRecord, retention: Retention) -> None:
     """Warns about the first record of the process refused for being past its environment's TTL."""
-    global _expired_logged
-    with _conflict_lock:
-        if _expired_logged:
-            return
-        _expired_logged = True
+    if not _first_time("expired"):
+        return
     logger.warning(
         "otel-ai-cost ledger: record %s/%s of %s is dated %s, past its environment's TTL (%s days): refused, because "
         "DynamoDB may already have deleted it while its running totals keep its amount, so storing it again could "
@@ -1520,11 +1511,8 @@ def _log_expired_once(record: LedgerRecord, retention: Retention) -> None:
 
 def _log_conflict_once(stored: LedgerRecord, refused: LedgerRecord) -> None:
     """Warns about the first conflict of the process (key and amounts only); later ones are only counted."""
-    global _conflict_logged
-    with _conflict_lock:
-        if _conflict_logged:
-            return
-        _conflict_logged = True
+    if not _first_time("conflict"):
+        return
     logger.warning(
         "otel-ai-cost ledger: record %s/%s is already stored with different content (stored amount %s, refused "
         "amount %s): the stored record is kept. Such conflicts are counted (WriteResult.conflicts) and logged once "
@@ -1538,10 +1526,6 @@ def _log_conflict_once(stored: LedgerRecord, refused: LedgerRecord) -> None:
 
 def _plain_sums(sums: Mapping[Any, Decimal]) -> dict[Any, Decimal]:
     return {key: _plain(value) for key, value in sorted(sums.items())}
-
-
-def _keys(schema: Sequence[Mapping[str, str]]) -> list[tuple[str, str]]:
-    return sorted((entry["AttributeName"], entry["KeyType"]) for entry in schema)
 
 
 def _plain(value: Decimal) -> Decimal:
